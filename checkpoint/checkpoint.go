@@ -1,0 +1,198 @@
+// Package checkpoint persists what the agent has delivered: for every stream
+// (a file generation, or a Neptune run) the position after the last record
+// whose events the server acknowledged, contiguously, with the parser state
+// that belongs to that position; and for every run the numeric id the
+// server gave it. The state is one versioned JSON file, replaced atomically.
+package checkpoint
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/mlop-ai/mlop-agent/event"
+	"github.com/mlop-ai/mlop-agent/internal/fsutil"
+)
+
+// Version is the state file format version. A file with another version is
+// refused rather than guessed at.
+const Version = 1
+
+// FileName is the state file inside the state directory.
+const FileName = "state.json"
+
+const lockName = "lock"
+
+// ErrLocked means another agent holds the state directory.
+var ErrLocked = errors.New("state directory is in use by another mlop-agent")
+
+// State is everything the agent persists.
+type State struct {
+	Version int       `json:"version"`
+	SavedAt time.Time `json:"saved_at"`
+	Streams []Stream  `json:"streams"`
+	Runs    []Run     `json:"runs"`
+}
+
+// Stream is the acknowledged progress of one stream.
+type Stream struct {
+	// Key identifies the stream: "<source>:<fingerprint>" for a file
+	// generation, the format's own key for stream formats.
+	Key    string `json:"key"`
+	Source string `json:"source"`
+	Path   string `json:"path"` // last path the stream was seen at
+	// RunPath is the path the stream had when it was first seen; run
+	// names and ids are derived from it, so a file renamed by rotation
+	// keeps feeding the run it started in.
+	RunPath string `json:"run_path,omitempty"`
+
+	// Fingerprint is the hex hash of the first FingerLen bytes of the file
+	// (line files only). While the file is shorter than the configured
+	// fingerprint size, FingerLen is its length and the identity is
+	// prefix-matched as it grows.
+	Fingerprint string `json:"fingerprint,omitempty"`
+	FingerLen   int    `json:"finger_len,omitempty"`
+
+	// Pos is the position after the last acknowledged record; Line the
+	// number of lines up to it.
+	Pos  event.Position `json:"pos"`
+	Line int64          `json:"line,omitempty"`
+
+	// Marker is the hex hash of the MarkerLen bytes just before
+	// Pos.Offset, checked on restart to catch a file whose content
+	// changed under the same name and first bytes.
+	Marker    string `json:"marker,omitempty"`
+	MarkerLen int    `json:"marker_len,omitempty"`
+
+	// ParserState is the parser's state after the record at Pos.
+	ParserState []byte `json:"parser_state,omitempty"`
+
+	// Sent records, per run, the last non-idempotent event (string series,
+	// logs, files) the server acknowledged, which may be ahead of Pos.
+	// After a crash such events up to the mark are not sent again.
+	Sent map[string]Mark `json:"sent,omitempty"`
+
+	Size     int64     `json:"size,omitempty"`      // file size at the last save, for status
+	LastTime int64     `json:"last_time,omitempty"` // time of the newest acknowledged point, unix ms
+	Done     bool      `json:"done,omitempty"`      // read to the end and gone (rotated away, deleted)
+	Updated  time.Time `json:"updated_at"`
+}
+
+// Mark names one event: the position of its record and its index among the
+// record's events.
+type Mark struct {
+	Pos   event.Position `json:"pos"`
+	Index int            `json:"index"`
+}
+
+// Less orders marks of one stream.
+func (m Mark) Less(o Mark) bool {
+	if m.Pos != o.Pos {
+		return m.Pos.Less(o.Pos)
+	}
+	return m.Index < o.Index
+}
+
+// Run maps a run's external id to the server's numeric id.
+type Run struct {
+	ExternalID string   `json:"external_id"`
+	Project    string   `json:"project"`
+	Name       string   `json:"name"`
+	RunID      int64    `json:"run_id"`
+	URL        string   `json:"url,omitempty"`
+	Source     string   `json:"source,omitempty"`
+	Tags       []string `json:"tags,omitempty"`
+	Status     string   `json:"status,omitempty"` // the last status the agent set
+	CreatedAt  int64    `json:"created_at,omitempty"`
+	LastTime   int64    `json:"last_time,omitempty"` // newest acknowledged point, unix ms
+}
+
+// Store is the state directory of one agent. It holds an exclusive lock on
+// the directory while open.
+type Store struct {
+	dir  string
+	lock *os.File
+}
+
+// Open creates the state directory (mode 0700) if needed and locks it.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create state directory: %w", err)
+	}
+	lf, err := os.OpenFile(filepath.Join(dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%s: %w", dir, ErrLocked)
+		}
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return &Store{dir: dir, lock: lf}, nil
+}
+
+// Dir returns the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Load reads the state; a directory without a state file yields an empty
+// state.
+func (s *Store) Load() (*State, error) { return Read(s.dir) }
+
+// Save replaces the state file atomically and durably.
+func (s *Store) Save(st *State) error {
+	st.Version = Version
+	st.SavedAt = time.Now().UTC()
+	sort.Slice(st.Streams, func(i, j int) bool { return st.Streams[i].Key < st.Streams[j].Key })
+	sort.Slice(st.Runs, func(i, j int) bool { return st.Runs[i].ExternalID < st.Runs[j].ExternalID })
+	data, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encode state: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.dir, FileName), data, 0o600); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+// Close releases the lock. It is safe to call twice.
+func (s *Store) Close() error {
+	if s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close() // closing the descriptor drops the flock
+	s.lock = nil
+	return err
+}
+
+// Read loads the state of dir without locking it, for tools that inspect a
+// running agent's state. The file is replaced atomically, so a reader never
+// sees a partial write.
+func Read(dir string) (*State, error) {
+	path := filepath.Join(dir, FileName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &State{Version: Version}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read state: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var st State
+	if err := dec.Decode(&st); err != nil {
+		return nil, fmt.Errorf("%s is corrupt (%v); move it aside to start over, which re-sends everything it recorded", path, err)
+	}
+	if st.Version != Version {
+		return nil, fmt.Errorf("%s has version %d, this agent reads version %d", path, st.Version, Version)
+	}
+	return &st, nil
+}

@@ -1,0 +1,102 @@
+package checkpoint
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/mlop-ai/mlop-agent/event"
+)
+
+func TestRoundTrip(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	st, err := s.Load()
+	if err != nil || len(st.Streams) != 0 {
+		t.Fatalf("fresh load = %+v, %v", st, err)
+	}
+	want := &State{
+		Streams: []Stream{{
+			Key: "train:abc", Source: "train", Path: "/x/m.jsonl", Fingerprint: "abc", FingerLen: 1024,
+			Pos: event.Position{Offset: 4096}, Line: 40, ParserState: []byte(`{"last":{"":40}}`),
+			Sent: map[string]Mark{"run-a": {Pos: event.Position{Offset: 5000}, Index: 1}},
+		}},
+		Runs: []Run{{ExternalID: "run-a", Project: "p", Name: "a", RunID: 7, Tags: []string{"x"}}},
+	}
+	if err := s.Save(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.SavedAt, want.SavedAt = got.SavedAt.UTC(), want.SavedAt.UTC()
+	if !reflect.DeepEqual(got.Streams, want.Streams) || !reflect.DeepEqual(got.Runs, want.Runs) {
+		t.Errorf("got %+v\nwant %+v", got, want)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("state dir mode %v, want 0700", fi.Mode().Perm())
+	}
+}
+
+func TestLock(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir); !errors.Is(err, ErrLocked) {
+		t.Fatalf("second Open err = %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+	s2, err := Open(dir)
+	if err != nil {
+		t.Fatalf("Open after Close: %v", err)
+	}
+	s2.Close()
+}
+
+func TestStrictRead(t *testing.T) {
+	tests := []struct{ name, content, want string }{
+		{"garbage", "{not json", "corrupt"},
+		{"unknown field", `{"version":1,"streams":[],"runs":[],"bogus":1}`, "corrupt"},
+		{"other version", `{"version":99,"streams":[],"runs":[]}`, "version 99"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, FileName), []byte(tc.content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Read(dir)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestMarkLess(t *testing.T) {
+	a := Mark{Pos: event.Position{Offset: 10}, Index: 2}
+	b := Mark{Pos: event.Position{Offset: 10}, Index: 3}
+	c := Mark{Pos: event.Position{Offset: 11}}
+	if !a.Less(b) || !b.Less(c) || c.Less(a) || a.Less(a) {
+		t.Error("Mark.Less order wrong")
+	}
+}

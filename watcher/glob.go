@@ -1,0 +1,245 @@
+package watcher
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// pattern is one compiled glob: absolute, split into path segments, where a
+// "**" segment matches zero or more directories.
+type pattern struct {
+	raw  string
+	segs []string
+}
+
+// Matcher matches paths against include and exclude globs.
+type Matcher struct {
+	include []pattern
+	exclude []pattern
+}
+
+// NewMatcher compiles absolute glob patterns. Each segment uses
+// filepath.Match syntax; a segment that is exactly "**" matches any number
+// of directories, including none.
+func NewMatcher(include, exclude []string) (*Matcher, error) {
+	m := &Matcher{}
+	for _, raw := range include {
+		p, err := compile(raw)
+		if err != nil {
+			return nil, err
+		}
+		m.include = append(m.include, p)
+	}
+	for _, raw := range exclude {
+		p, err := compile(raw)
+		if err != nil {
+			return nil, err
+		}
+		m.exclude = append(m.exclude, p)
+	}
+	return m, nil
+}
+
+func compile(raw string) (pattern, error) {
+	if !filepath.IsAbs(raw) {
+		return pattern{}, fmt.Errorf("glob %q: not an absolute path", raw)
+	}
+	clean := filepath.Clean(raw)
+	segs := strings.Split(strings.TrimPrefix(clean, "/"), "/")
+	for _, s := range segs {
+		if s == "**" {
+			continue
+		}
+		if strings.Contains(s, "**") {
+			return pattern{}, fmt.Errorf("glob %q: ** must be a whole path segment", raw)
+		}
+		if _, err := filepath.Match(s, ""); err != nil {
+			return pattern{}, fmt.Errorf("glob %q: %w", raw, err)
+		}
+	}
+	return pattern{raw: clean, segs: segs}, nil
+}
+
+func splitPath(path string) []string {
+	return strings.Split(strings.TrimPrefix(filepath.Clean(path), "/"), "/")
+}
+
+// Match reports whether path matches an include pattern and no exclude
+// pattern.
+func (m *Matcher) Match(path string) bool {
+	segs := splitPath(path)
+	ok := false
+	for _, p := range m.include {
+		if matchSegs(p.segs, segs) {
+			ok = true
+			break
+		}
+	}
+	if !ok {
+		return false
+	}
+	for _, p := range m.exclude {
+		if matchSegs(p.segs, segs) {
+			return false
+		}
+	}
+	return true
+}
+
+func matchSegs(pat, path []string) bool {
+	for len(pat) > 0 {
+		if pat[0] == "**" {
+			rest := pat[1:]
+			for i := 0; i <= len(path); i++ {
+				if matchSegs(rest, path[i:]) {
+					return true
+				}
+			}
+			return false
+		}
+		if len(path) == 0 {
+			return false
+		}
+		if ok, _ := filepath.Match(pat[0], path[0]); !ok {
+			return false
+		}
+		pat, path = pat[1:], path[1:]
+	}
+	return len(path) == 0
+}
+
+// mayContain reports whether a pattern could match something below dir.
+func mayContain(pat, dir []string) bool {
+	for len(dir) > 0 {
+		if len(pat) == 0 {
+			return false
+		}
+		if pat[0] == "**" {
+			return true
+		}
+		if ok, _ := filepath.Match(pat[0], dir[0]); !ok {
+			return false
+		}
+		pat, dir = pat[1:], dir[1:]
+	}
+	return len(pat) > 0
+}
+
+// MayContain reports whether any file below dir could match.
+func (m *Matcher) MayContain(dir string) bool {
+	segs := splitPath(dir)
+	if dir == "/" {
+		segs = nil
+	}
+	for _, p := range m.include {
+		if mayContain(p.segs, segs) {
+			return true
+		}
+	}
+	return false
+}
+
+// Roots returns the deepest existing directories that hold every possible
+// match: the literal prefix of each pattern, walked up to the nearest
+// directory that exists.
+func (m *Matcher) Roots() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range m.include {
+		var lit []string
+		for _, s := range p.segs[:len(p.segs)-1] {
+			if strings.ContainsAny(s, `*?[\`) {
+				break
+			}
+			lit = append(lit, s)
+		}
+		root := "/" + strings.Join(lit, "/")
+		for {
+			if fi, err := os.Stat(root); err == nil && fi.IsDir() {
+				break
+			}
+			parent := filepath.Dir(root)
+			if parent == root {
+				break
+			}
+			root = parent
+		}
+		if !seen[root] {
+			seen[root] = true
+			out = append(out, root)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Glob walks the roots and returns every matching regular file and every
+// directory visited, sorted. Symbolic links are followed, to files and to
+// directories (a directory reached twice through links is walked once), and
+// paths are reported as the patterns see them, not resolved. Unreadable
+// directories are skipped; the error lists them.
+func (m *Matcher) Glob() (files, dirs []string, err error) {
+	w := walker{m: m, seenReal: map[string]bool{}}
+	for _, root := range m.Roots() {
+		w.walk(root, true)
+	}
+	sort.Strings(w.files)
+	sort.Strings(w.dirs)
+	return w.files, w.dirs, errors.Join(w.errs...)
+}
+
+type walker struct {
+	m        *Matcher
+	seenReal map[string]bool
+	files    []string
+	dirs     []string
+	errs     []error
+}
+
+func (w *walker) walk(dir string, isRoot bool) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		if !isRoot {
+			w.errs = append(w.errs, err)
+		}
+		return
+	}
+	if w.seenReal[real] {
+		return
+	}
+	w.seenReal[real] = true
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			w.errs = append(w.errs, err)
+		}
+		return
+	}
+	w.dirs = append(w.dirs, dir)
+	for _, e := range entries {
+		path := filepath.Join(dir, e.Name())
+		typ := e.Type()
+		if typ&fs.ModeSymlink != 0 {
+			fi, err := os.Stat(path)
+			if err != nil {
+				continue // dangling link
+			}
+			typ = fi.Mode().Type()
+		}
+		switch {
+		case typ.IsDir():
+			if w.m.MayContain(path) {
+				w.walk(path, false)
+			}
+		case typ.IsRegular():
+			if w.m.Match(path) {
+				w.files = append(w.files, path)
+			}
+		}
+	}
+}

@@ -1,0 +1,850 @@
+// Package watcher finds the files a source's globs match, follows them as
+// they grow, and recognises each file by its content, so rename rotation,
+// copytruncate, truncation in place, delete-and-recreate, atomic replace,
+// symlinked paths and inode reuse each keep or start the right stream. It
+// hands complete lines to its owner in file order and never decides what
+// has been delivered: the owner checkpoints acknowledged positions and
+// passes them back as Known streams on restart.
+package watcher
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/mlop-ai/mlop-agent/event"
+)
+
+// Options configure a Tailer.
+type Options struct {
+	Source  string   // the configured source name, prefix of stream keys
+	Include []string // absolute globs
+	Exclude []string // absolute globs
+
+	// Follow keeps watching for new data until the context ends; without
+	// it every matched file is read to its end once and Run returns.
+	Follow bool
+
+	PollInterval     time.Duration // stat of open files and rescan of globs (default 1s)
+	FingerprintBytes int           // bytes hashed for identity (default 1024)
+	MaxLineBytes     int           // longer lines become too-long records (default 1 MiB)
+	MaxOpenFiles     int           // descriptors kept open across idle periods (default 1024)
+	ChunkBytes       int           // bytes read from one file before another gets a turn (default 256 KiB)
+
+	// RewriteGrace is how long a file that shrank below the read position
+	// but still starts with the same bytes may take to grow back (a logger
+	// rewriting the whole file) before it counts as truncated (default 2s).
+	RewriteGrace time.Duration
+
+	// Notify disables fsnotify when false-y; polling alone then finds
+	// changes. Tests use it to exercise the polling path.
+	DisableNotify bool
+
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.PollInterval <= 0 {
+		o.PollInterval = time.Second
+	}
+	if o.FingerprintBytes <= 0 {
+		o.FingerprintBytes = 1024
+	}
+	if o.MaxLineBytes <= 0 {
+		o.MaxLineBytes = 1 << 20
+	}
+	if o.MaxOpenFiles <= 0 {
+		o.MaxOpenFiles = 1024
+	}
+	if o.ChunkBytes <= 0 {
+		o.ChunkBytes = 256 << 10
+	}
+	if o.RewriteGrace <= 0 {
+		o.RewriteGrace = 2 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Known is what the checkpoint remembers of a stream.
+type Known struct {
+	Key         string
+	Path        string
+	RunPath     string
+	Fingerprint string
+	FingerLen   int
+	Offset      int64
+	Line        int64
+	Marker      string
+	MarkerLen   int
+	Done        bool
+
+	// displaced is set once another file has been seen at Path: the
+	// stream can then only continue under another name.
+	displaced bool
+}
+
+// StreamInfo announces a stream before its first chunk.
+type StreamInfo struct {
+	Key     string
+	Path    string
+	RunPath string // the path run names and ids derive from
+	Resumed bool   // continues a Known stream (restore its parser state)
+	Offset  int64  // where reading starts
+	Line    int64
+}
+
+// Chunk is a run of complete lines of one stream, in file order.
+type Chunk struct {
+	Key         string
+	Path        string
+	Records     []event.Record // Data valid only during the StreamChunk call
+	End         int64          // offset after the last record
+	Line        int64          // lines up to End
+	Marker      string         // hash of the MarkerLen bytes before End
+	MarkerLen   int
+	Fingerprint string
+	FingerLen   int
+	Size        int64 // file size when read
+}
+
+// Close reasons.
+const (
+	ClosedRotated  = "rotated"  // replaced at its path; read to its end
+	ClosedDeleted  = "deleted"  // removed; read to its end
+	ClosedTruncate = "truncated"
+	ClosedDone     = "done" // backfill read it to the end
+)
+
+// Handler receives what a Tailer reads. Calls come from the Tailer's Run
+// goroutine only, in order per stream; StreamChunk may block to apply
+// backpressure.
+type Handler interface {
+	StreamOpened(ctx context.Context, info StreamInfo) error
+	StreamChunk(ctx context.Context, c *Chunk) error
+	StreamClosed(ctx context.Context, key, reason string) error
+}
+
+type fileID struct{ dev, ino uint64 }
+
+// stream is one file generation being read. Only Run's goroutine touches it.
+type stream struct {
+	key     string
+	path    string
+	runPath string
+	f       *os.File
+	id      fileID
+	rd      *lineReader
+	size    int64
+
+	fp    string
+	fpLen int
+
+	marker    string
+	markerLen int
+
+	dirty      bool
+	shrunkAt   time.Time // when a shrink below the read position was first seen
+	lastActive time.Time
+}
+
+// Tailer follows the files of one source.
+type Tailer struct {
+	opts    Options
+	log     *slog.Logger
+	matcher *Matcher
+
+	active  map[string]*stream // by path
+	byID    map[fileID]*stream
+	known   map[string]*Known // not-active known streams, by key
+	recs    []event.Record
+	nopen   int
+	h       Handler
+	watcher *notifier
+	now     func() time.Time
+}
+
+// New builds a Tailer; the globs are validated here.
+func New(opts Options) (*Tailer, error) {
+	opts.defaults()
+	m, err := NewMatcher(opts.Include, opts.Exclude)
+	if err != nil {
+		return nil, err
+	}
+	return &Tailer{
+		opts:    opts,
+		log:     opts.Logger,
+		matcher: m,
+		active:  map[string]*stream{},
+		byID:    map[fileID]*stream{},
+		known:   map[string]*Known{},
+		now:     time.Now,
+	}, nil
+}
+
+// Matcher returns the compiled globs.
+func (t *Tailer) Matcher() *Matcher { return t.matcher }
+
+// Run reads until ctx ends (Follow) or every file has been read to its end.
+// It closes every file it opened before returning.
+func (t *Tailer) Run(ctx context.Context, known []Known, h Handler) error {
+	t.h = h
+	for i := range known {
+		k := known[i]
+		t.known[k.Key] = &k
+	}
+	defer t.closeAll()
+	if !t.opts.Follow {
+		return t.backfill(ctx)
+	}
+	if !t.opts.DisableNotify {
+		n, err := newNotifier(t.log)
+		if err != nil {
+			t.log.Warn("file notifications unavailable; polling only", "error", err)
+		} else {
+			t.watcher = n
+			defer n.close()
+		}
+	}
+	if err := t.rescan(ctx); err != nil {
+		return err
+	}
+	tick := time.NewTicker(t.opts.PollInterval)
+	defer tick.Stop()
+	for {
+		if err := t.drainDirty(ctx); err != nil {
+			return err
+		}
+		var events <-chan notice
+		if t.watcher != nil {
+			events = t.watcher.events
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+			if err := t.rescan(ctx); err != nil {
+				return err
+			}
+		case n := <-events:
+			if err := t.handleNotice(ctx, n); err != nil {
+				return err
+			}
+			// Take every notice already queued before reading, so a
+			// burst of writes costs one read.
+			for more := true; more; {
+				select {
+				case n := <-events:
+					if err := t.handleNotice(ctx, n); err != nil {
+						return err
+					}
+				default:
+					more = false
+				}
+			}
+		}
+	}
+}
+
+func (t *Tailer) backfill(ctx context.Context) error {
+	files, _, err := t.matcher.Glob()
+	if err != nil {
+		t.log.Warn("some directories could not be read", "error", err)
+	}
+	for _, path := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s, err := t.discover(ctx, path)
+		if err != nil {
+			return err
+		}
+		if s == nil {
+			continue
+		}
+		if err := t.readAll(ctx, s, true); err != nil {
+			return err
+		}
+		if err := t.closeStream(ctx, s, ClosedDone); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rescan finds new files and checks every active one.
+func (t *Tailer) rescan(ctx context.Context) error {
+	files, dirs, err := t.matcher.Glob()
+	if err != nil {
+		t.log.Debug("rescan could not read some directories", "error", err)
+	}
+	if t.watcher != nil {
+		for _, d := range dirs {
+			t.watcher.add(d)
+		}
+	}
+	for _, path := range files {
+		if _, ok := t.active[path]; ok {
+			continue
+		}
+		if _, err := t.discover(ctx, path); err != nil {
+			return err
+		}
+	}
+	paths := make([]string, 0, len(t.active))
+	for p := range t.active {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if s, ok := t.active[p]; ok {
+			if err := t.check(ctx, s); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (t *Tailer) handleNotice(ctx context.Context, n notice) error {
+	switch {
+	case n.overflow:
+		return t.rescan(ctx)
+	case n.dirCreated:
+		if t.matcher.MayContain(n.path) && t.watcher != nil {
+			t.watcher.add(n.path)
+			return t.rescan(ctx) // files may have landed before the watch
+		}
+		return nil
+	}
+	if s, ok := t.active[n.path]; ok {
+		return t.check(ctx, s)
+	}
+	if t.matcher.Match(n.path) {
+		_, err := t.discover(ctx, n.path)
+		return err
+	}
+	return nil
+}
+
+// drainDirty reads dirty streams round-robin until none has data left.
+func (t *Tailer) drainDirty(ctx context.Context) error {
+	for {
+		var dirty []*stream
+		for _, s := range t.active {
+			if s.dirty {
+				dirty = append(dirty, s)
+			}
+		}
+		if len(dirty) == 0 {
+			return nil
+		}
+		sort.Slice(dirty, func(i, j int) bool { return dirty[i].path < dirty[j].path })
+		for _, s := range dirty {
+			if err := t.readOnce(ctx, s, false); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func statID(fi os.FileInfo) fileID {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
+	}
+	return fileID{}
+}
+
+func newKey(source, fp string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	if len(fp) > 16 {
+		fp = fp[:16]
+	}
+	return source + ":" + fp + "-" + hex.EncodeToString(b[:])
+}
+
+// discover looks at a path without an active stream: an alias of an
+// active file, a known stream (resumed where it was acknowledged), or a new
+// file read from its start. It returns nil when there is nothing to read
+// yet (an empty file) or the path is an alias.
+func (t *Tailer) discover(ctx context.Context, path string) (*stream, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.log.Warn("cannot open file", "path", path, "error", err)
+		}
+		return nil, nil
+	}
+	fi, err := f.Stat()
+	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+		f.Close()
+		return nil, nil
+	}
+	id := statID(fi)
+	if other, ok := t.byID[id]; ok {
+		// The same file under another name: a symlink, a second glob, or
+		// the new name of a renamed file whose old path we have not looked
+		// at yet.
+		if fi2, err := os.Stat(other.path); err == nil && statID(fi2) == id {
+			f.Close()
+			return nil, nil
+		}
+		f.Close()
+		t.log.Info("file renamed", "source", t.opts.Source, "from", other.path, "to", path)
+		delete(t.active, other.path)
+		other.path = path
+		t.active[path] = other
+		other.dirty = true
+		return other, nil
+	}
+	size := fi.Size()
+	fpLen := min(int(size), t.opts.FingerprintBytes)
+	fp, fpLen, err := fingerprint(f, fpLen)
+	if err != nil {
+		f.Close()
+		t.log.Warn("cannot read file", "path", path, "error", err)
+		return nil, nil
+	}
+	s := &stream{path: path, runPath: path, f: f, id: id, size: size, fp: fp, fpLen: fpLen, lastActive: t.now()}
+	t.nopen++
+	var (
+		offset, line int64
+		resumed      bool
+	)
+	if k := t.matchKnown(f, path, size); k != nil {
+		s.key, s.runPath = k.Key, k.RunPath
+		if s.runPath == "" {
+			s.runPath = k.Path
+		}
+		offset, line, resumed = k.Offset, k.Line, true
+		s.marker, s.markerLen = k.Marker, k.MarkerLen
+		delete(t.known, k.Key)
+		if k.Path != path {
+			t.log.Info("resuming renamed file", "source", t.opts.Source, "path", path, "was", k.Path, "offset", offset)
+		}
+	} else {
+		s.key = newKey(t.opts.Source, fp)
+	}
+	s.rd = newLineReader(f, offset, line, t.opts.MaxLineBytes)
+	s.dirty = size > offset
+	t.active[path] = s
+	t.byID[id] = s
+	if err := t.h.StreamOpened(ctx, StreamInfo{Key: s.key, Path: path, RunPath: s.runPath, Resumed: resumed, Offset: offset, Line: line}); err != nil {
+		return nil, err
+	}
+	t.limitOpen()
+	return s, nil
+}
+
+// matchKnown finds the not-active known stream this file continues: first
+// one recorded at the same path, then one recorded elsewhere (renamed while
+// the agent was not looking). A candidate matches when the file starts with
+// its fingerprinted bytes, is at least as long as its offset, and the bytes
+// before the offset are unchanged.
+func (t *Tailer) matchKnown(f *os.File, path string, size int64) *Known {
+	var samePath, other []*Known
+	for _, k := range t.known {
+		if k.Path == path {
+			samePath = append(samePath, k)
+		} else if k.Fingerprint != "" && k.FingerLen <= int(size) {
+			other = append(other, k)
+		}
+	}
+	try := func(cands []*Known) *Known {
+		sort.Slice(cands, func(i, j int) bool { return cands[i].Offset > cands[j].Offset })
+		for _, k := range cands {
+			if k.Offset > size {
+				continue
+			}
+			if ok, _ := prefixMatches(f, k.Fingerprint, k.FingerLen); !ok {
+				continue
+			}
+			if ok, _ := markerMatches(f, k.Offset, k.Marker, k.MarkerLen); !ok {
+				continue
+			}
+			return k
+		}
+		return nil
+	}
+	if k := try(samePath); k != nil {
+		return k
+	}
+	for _, k := range samePath {
+		if !k.Done && !k.displaced {
+			t.log.Info("file at a known path holds new content; reading it as a new file (the old content may show up under another name)",
+				"source", t.opts.Source, "path", path, "offset", k.Offset, "size", size)
+		}
+		k.displaced = true
+	}
+	if len(other) == 0 {
+		return nil
+	}
+	// Only files that left their recorded path can have moved here.
+	var moved []*Known
+	for _, k := range other {
+		if _, err := os.Stat(k.Path); errors.Is(err, fs.ErrNotExist) || k.displaced {
+			moved = append(moved, k)
+		} else if fi, err := os.Stat(k.Path); err == nil {
+			if kf, err := os.Open(k.Path); err == nil {
+				ok, _ := prefixMatches(kf, k.Fingerprint, k.FingerLen)
+				kf.Close()
+				if !ok || fi.Size() < k.Offset {
+					moved = append(moved, k)
+				}
+			}
+		}
+	}
+	return try(moved)
+}
+
+// check stats an active stream's path and reacts to growth, truncation,
+// replacement and deletion.
+func (t *Tailer) check(ctx context.Context, s *stream) error {
+	fi, err := os.Stat(s.path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return t.rotatedAway(ctx, s, ClosedDeleted)
+		}
+		return nil
+	}
+	if id := statID(fi); id != s.id {
+		return t.replaced(ctx, s)
+	}
+	size := fi.Size()
+	readPos := s.rd.readPos()
+	if size < readPos {
+		return t.shrunk(ctx, s, size, false)
+	}
+	if size != s.size || !s.shrunkAt.IsZero() {
+		// The file changed: the bytes before the read position must be
+		// the ones already read, or this is new content under the same
+		// name (a rewrite with different rows).
+		if f, _ := t.ensureOpen(s); f != nil && s.rd.pos > 0 {
+			if ok, err := markerMatches(f, s.rd.pos, s.marker, s.markerLen); err == nil && !ok {
+				s.shrunkAt = time.Time{}
+				return t.shrunk(ctx, s, 0, true)
+			}
+		}
+		s.dirty = true
+	}
+	s.shrunkAt = time.Time{}
+	if size > readPos {
+		s.dirty = true
+	}
+	s.size = size
+	if s.fpLen < t.opts.FingerprintBytes && int(size) > s.fpLen {
+		return t.growFingerprint(ctx, s)
+	}
+	return nil
+}
+
+// growFingerprint extends the fingerprint of a file that was shorter than
+// the fingerprint size, after checking that the bytes already hashed did
+// not change.
+func (t *Tailer) growFingerprint(ctx context.Context, s *stream) error {
+	f, err := t.ensureOpen(s)
+	if err != nil || f == nil {
+		return err
+	}
+	ok, err := prefixMatches(f, s.fp, s.fpLen)
+	if err != nil {
+		return nil
+	}
+	if !ok {
+		return t.shrunk(ctx, s, 0, true) // rewritten from the start
+	}
+	n := min(int(s.size), t.opts.FingerprintBytes)
+	if fp, l, err := fingerprint(f, n); err == nil {
+		s.fp, s.fpLen = fp, l
+	}
+	return nil
+}
+
+// shrunk handles a file now shorter than what was read from it: a rewrite
+// in progress (same first bytes; wait for it to grow back), or truncation
+// (copytruncate, or truncation in place).
+func (t *Tailer) shrunk(ctx context.Context, s *stream, size int64, force bool) error {
+	f, err := t.ensureOpen(s)
+	if err != nil || f == nil {
+		return err
+	}
+	// A file shorter than its fingerprint cannot be compared byte for
+	// byte; give it the benefit of the doubt and wait out the grace period.
+	samePrefix := !force
+	if !force && int(size) >= s.fpLen {
+		samePrefix, _ = prefixMatches(f, s.fp, s.fpLen)
+	}
+	now := t.now()
+	if samePrefix && (s.shrunkAt.IsZero() || now.Sub(s.shrunkAt) < t.opts.RewriteGrace) {
+		if s.shrunkAt.IsZero() {
+			s.shrunkAt = now
+			t.log.Debug("file shrank; waiting for a rewrite to finish", "path", s.path, "size", size, "read", s.rd.readPos())
+		}
+		return nil
+	}
+	t.log.Info("file truncated; reading it from the start as a new file", "source", t.opts.Source, "path", s.path,
+		"size", size, "read", s.rd.readPos())
+	// copytruncate: the bytes we had not read yet are in the copy.
+	t.drainSibling(ctx, s)
+	path := s.path
+	if err := t.closeStream(ctx, s, ClosedTruncate); err != nil {
+		return err
+	}
+	_, err = t.discover(ctx, path)
+	return err
+}
+
+// replaced handles a path that now names a different file: rename
+// rotation, atomic replace, delete and recreate, a symlink pointed
+// elsewhere.
+func (t *Tailer) replaced(ctx context.Context, s *stream) error {
+	path := s.path
+	if nf, err := os.Open(path); err == nil {
+		fi, err := nf.Stat()
+		readPos := s.rd.readPos()
+		if err == nil && fi.Mode().IsRegular() && fi.Size() >= readPos && !s.rd.pending() {
+			okPrefix, _ := prefixMatches(nf, s.fp, s.fpLen)
+			okMarker, _ := markerMatches(nf, readPos, s.marker, s.markerLen)
+			if okPrefix && okMarker && readPos > 0 {
+				// Atomic replace with the same content plus more: keep
+				// reading the new file where the old one left off.
+				t.log.Info("file replaced by a copy with more data; continuing", "path", path, "offset", readPos)
+				delete(t.byID, s.id)
+				if s.f != nil {
+					s.f.Close()
+				} else {
+					t.nopen++
+				}
+				s.f, s.id, s.size = nf, statID(fi), fi.Size()
+				s.rd = newLineReader(nf, readPos, s.rd.line, t.opts.MaxLineBytes)
+				t.byID[s.id] = s
+				s.dirty = true
+				return nil
+			}
+		}
+		nf.Close()
+	}
+	if err := t.rotatedAway(ctx, s, ClosedRotated); err != nil {
+		return err
+	}
+	_, err := t.discover(ctx, path)
+	return err
+}
+
+// rotatedAway reads a stream that left its path to its end — through the
+// descriptor still open on it, or by finding it beside its old path — and
+// closes it.
+func (t *Tailer) rotatedAway(ctx context.Context, s *stream, reason string) error {
+	if s.f != nil {
+		if err := t.readAll(ctx, s, true); err != nil {
+			return err
+		}
+	} else {
+		t.drainSibling(ctx, s)
+	}
+	return t.closeStream(ctx, s, reason)
+}
+
+// drainSibling looks beside the stream's path for the file holding its
+// content (the copy of copytruncate, the renamed file of a rotation) and
+// reads it from the stream's position to its end.
+func (t *Tailer) drainSibling(ctx context.Context, s *stream) {
+	readPos := s.rd.readPos()
+	if s.rd.pending() {
+		readPos = s.rd.pos
+	}
+	dir := filepath.Dir(s.path)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		p := filepath.Join(dir, e.Name())
+		if p == s.path || !e.Type().IsRegular() {
+			continue
+		}
+		if _, isActive := t.active[p]; isActive {
+			continue
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() <= readPos {
+			f.Close()
+			continue
+		}
+		okPrefix, _ := prefixMatches(f, s.fp, s.fpLen)
+		okMarker, _ := markerMatches(f, s.rd.pos, s.marker, s.markerLen)
+		if !okPrefix || !okMarker {
+			f.Close()
+			continue
+		}
+		t.log.Info("reading the rest of a rotated file", "source", t.opts.Source, "path", s.path, "rotated_to", p, "offset", s.rd.pos)
+		if s.f != nil {
+			s.f.Close()
+		} else {
+			t.nopen++
+		}
+		s.f = f
+		s.rd = newLineReader(f, s.rd.pos, s.rd.line, t.opts.MaxLineBytes)
+		if err := t.readAll(ctx, s, true); err != nil {
+			t.log.Warn("cannot read rotated file", "path", p, "error", err)
+		}
+		return
+	}
+}
+
+// readAll reads a stream to the current end of its file.
+func (t *Tailer) readAll(ctx context.Context, s *stream, final bool) error {
+	for {
+		n, err := t.readChunk(ctx, s, final)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+}
+
+// readOnce gives a dirty stream one turn.
+func (t *Tailer) readOnce(ctx context.Context, s *stream, final bool) error {
+	n, err := t.readChunk(ctx, s, final)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		s.dirty = false
+		s.rd.release()
+		t.limitOpen()
+	}
+	return nil
+}
+
+// readChunk reads and hands over one chunk; it returns the bytes consumed.
+func (t *Tailer) readChunk(ctx context.Context, s *stream, final bool) (int64, error) {
+	f, err := t.ensureOpen(s)
+	if err != nil {
+		return 0, err
+	}
+	if f == nil {
+		return 0, nil
+	}
+	res, err := s.rd.next(t.recs[:0], t.opts.ChunkBytes, final)
+	if err != nil {
+		t.log.Warn("read error", "path", s.path, "error", err)
+		return 0, nil
+	}
+	t.recs = res.recs
+	if res.consumed == 0 {
+		return 0, nil
+	}
+	s.lastActive = t.now()
+	if res.markerLen > 0 {
+		s.marker, s.markerLen = res.marker, res.markerLen
+	}
+	if fi, err := s.f.Stat(); err == nil {
+		s.size = fi.Size()
+	}
+	c := &Chunk{
+		Key: s.key, Path: s.path, Records: res.recs, End: res.end, Line: res.line,
+		Marker: s.marker, MarkerLen: s.markerLen, Fingerprint: s.fp, FingerLen: s.fpLen, Size: s.size,
+	}
+	if err := t.h.StreamChunk(ctx, c); err != nil {
+		return 0, err
+	}
+	return res.consumed, nil
+}
+
+// ensureOpen reopens a stream whose descriptor was closed while idle; nil
+// means the path no longer holds the stream's file (check handles that).
+func (t *Tailer) ensureOpen(s *stream) (*os.File, error) {
+	if s.f != nil {
+		return s.f, nil
+	}
+	f, err := os.Open(s.path)
+	if err != nil {
+		return nil, nil
+	}
+	fi, err := f.Stat()
+	if err != nil || statID(fi) != s.id {
+		f.Close()
+		return nil, nil
+	}
+	s.f = f
+	s.rd.f = f
+	t.nopen++
+	t.limitOpen()
+	return f, nil
+}
+
+// limitOpen closes the descriptors of the least recently active idle
+// streams beyond MaxOpenFiles.
+func (t *Tailer) limitOpen() {
+	if t.nopen <= t.opts.MaxOpenFiles {
+		return
+	}
+	var idle []*stream
+	for _, s := range t.active {
+		if s.f != nil && !s.dirty && !s.rd.pending() {
+			idle = append(idle, s)
+		}
+	}
+	sort.Slice(idle, func(i, j int) bool { return idle[i].lastActive.Before(idle[j].lastActive) })
+	for _, s := range idle {
+		if t.nopen <= t.opts.MaxOpenFiles {
+			return
+		}
+		s.f.Close()
+		s.f, s.rd.f = nil, nil
+		s.rd.release()
+		t.nopen--
+	}
+}
+
+func (t *Tailer) closeStream(ctx context.Context, s *stream, reason string) error {
+	if s.f != nil {
+		s.f.Close()
+		s.f = nil
+		t.nopen--
+	}
+	if t.active[s.path] == s {
+		delete(t.active, s.path)
+	}
+	if t.byID[s.id] == s {
+		delete(t.byID, s.id)
+	}
+	if reason == ClosedRotated || reason == ClosedDeleted || reason == ClosedTruncate {
+		t.log.Info("stream finished", "source", t.opts.Source, "path", s.path, "reason", reason, "offset", s.rd.pos)
+	}
+	// Keep its identity so the file is recognised if it shows up again
+	// under a matched name (a rotated file matching the glob).
+	t.known[s.key] = &Known{
+		Key: s.key, Path: s.path, RunPath: s.runPath, Fingerprint: s.fp, FingerLen: s.fpLen,
+		Offset: s.rd.pos, Line: s.rd.line, Marker: s.marker, MarkerLen: s.markerLen, Done: true,
+	}
+	return t.h.StreamClosed(ctx, s.key, reason)
+}
+
+func (t *Tailer) closeAll() {
+	for _, s := range t.active {
+		if s.f != nil {
+			s.f.Close()
+			s.f = nil
+		}
+	}
+	t.nopen = 0
+}
+

@@ -1,0 +1,502 @@
+package watcher
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// collector is a Handler that records everything it is given.
+type collector struct {
+	mu      sync.Mutex
+	lines   map[string]int // line content -> times seen
+	order   []string
+	opened  []StreamInfo
+	closed  map[string]string
+	lastEnd map[string]int64
+	chunks  []Chunk
+}
+
+func newCollector() *collector {
+	return &collector{lines: map[string]int{}, closed: map[string]string{}, lastEnd: map[string]int64{}}
+}
+
+func (c *collector) StreamOpened(_ context.Context, info StreamInfo) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.opened = append(c.opened, info)
+	return nil
+}
+
+func (c *collector) StreamChunk(_ context.Context, ch *Chunk) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, r := range ch.Records {
+		s := string(r.Data)
+		c.lines[s]++
+		c.order = append(c.order, s)
+	}
+	if ch.End <= c.lastEnd[ch.Key] {
+		return fmt.Errorf("offset of %s went from %d to %d", ch.Key, c.lastEnd[ch.Key], ch.End)
+	}
+	c.lastEnd[ch.Key] = ch.End
+	cp := *ch
+	cp.Records = nil
+	c.chunks = append(c.chunks, cp)
+	return nil
+}
+
+func (c *collector) StreamClosed(_ context.Context, key, reason string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed[key] = reason
+	return nil
+}
+
+func (c *collector) count(line string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lines[line]
+}
+
+// waitLines waits until every line has been seen; it fails the test on
+// timeout or when a line is seen twice.
+func (c *collector) waitLines(t *testing.T, lines []string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		missing := 0
+		c.mu.Lock()
+		for _, l := range lines {
+			switch n := c.lines[l]; {
+			case n == 0:
+				missing++
+			case n > 1:
+				c.mu.Unlock()
+				t.Fatalf("line %q delivered %d times", l, n)
+			}
+		}
+		c.mu.Unlock()
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d lines never arrived", missing, len(lines))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (c *collector) assertNoDuplicates(t *testing.T) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for l, n := range c.lines {
+		if n > 1 {
+			t.Errorf("line %q delivered %d times", l, n)
+		}
+	}
+}
+
+func startTailer(t *testing.T, opts Options, known []Known) (*collector, func()) {
+	t.Helper()
+	opts.Follow = true
+	if opts.PollInterval == 0 {
+		opts.PollInterval = 50 * time.Millisecond
+	}
+	if opts.RewriteGrace == 0 {
+		opts.RewriteGrace = 300 * time.Millisecond
+	}
+	tl, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tl.Run(ctx, known, c) }()
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil && err != context.Canceled {
+			t.Errorf("Run: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		select {
+		case <-ctx.Done():
+		default:
+			stop()
+		}
+	})
+	return c, stop
+}
+
+func appendTo(t *testing.T, path, data string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(data); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+func lines(prefix string, from, to int) []string {
+	var out []string
+	for i := from; i < to; i++ {
+		out = append(out, fmt.Sprintf(`{"src":%q,"i":%d}`, prefix, i))
+	}
+	return out
+}
+
+func joinLines(ls []string) string { return strings.Join(ls, "\n") + "\n" }
+
+func TestBackfillReadsEveryFile(t *testing.T) {
+	dir := t.TempDir()
+	appendTo(t, filepath.Join(dir, "a.jsonl"), joinLines(lines("a", 0, 100)))
+	appendTo(t, filepath.Join(dir, "b.jsonl"), joinLines(lines("b", 0, 50))+`{"last":"no newline"}`)
+	appendTo(t, filepath.Join(dir, "ignored.txt"), "x\n")
+	tl, err := New(Options{Source: "s", Include: []string{dir + "/*.jsonl"}, ChunkBytes: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector()
+	if err := tl.Run(context.Background(), nil, c); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLines(t, append(append(lines("a", 0, 100), lines("b", 0, 50)...), `{"last":"no newline"}`))
+	if len(c.lines) != 151 {
+		t.Errorf("got %d distinct lines, want 151", len(c.lines))
+	}
+	if len(c.closed) != 2 {
+		t.Errorf("closed = %v, want both streams done", c.closed)
+	}
+	// Lines arrive in file order.
+	var aOrder []string
+	for _, l := range c.order {
+		if strings.Contains(l, `"a"`) {
+			aOrder = append(aOrder, l)
+		}
+	}
+	if strings.Join(aOrder, "\n") != strings.Join(lines("a", 0, 100), "\n") {
+		t.Error("lines of a.jsonl out of order")
+	}
+}
+
+func TestFollowPartialLinesAndNewFiles(t *testing.T) {
+	for _, notify := range []bool{true, false} {
+		t.Run(fmt.Sprintf("notify=%v", notify), func(t *testing.T) {
+			dir := t.TempDir()
+			a := filepath.Join(dir, "runs", "a", "metrics.jsonl")
+			os.MkdirAll(filepath.Dir(a), 0o755)
+			appendTo(t, a, joinLines(lines("a", 0, 3)))
+			c, stop := startTailer(t, Options{Source: "s", Include: []string{dir + "/runs/*/metrics.jsonl"}, DisableNotify: !notify}, nil)
+			c.waitLines(t, lines("a", 0, 3))
+			// A line split across two writes arrives once, whole.
+			appendTo(t, a, `{"src":"a","i":3`)
+			time.Sleep(100 * time.Millisecond)
+			if c.count(`{"src":"a","i":3`) != 0 {
+				t.Fatal("partial line delivered")
+			}
+			appendTo(t, a, "}\n")
+			c.waitLines(t, lines("a", 3, 4))
+			// A file in a directory created after start.
+			b := filepath.Join(dir, "runs", "b", "metrics.jsonl")
+			os.MkdirAll(filepath.Dir(b), 0o755)
+			appendTo(t, b, joinLines(lines("b", 0, 5)))
+			c.waitLines(t, lines("b", 0, 5))
+			appendTo(t, a, joinLines(lines("a", 4, 10)))
+			c.waitLines(t, lines("a", 4, 10))
+			stop()
+			c.assertNoDuplicates(t)
+		})
+	}
+}
+
+func TestLongLineIsOneRecord(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.jsonl")
+	long := strings.Repeat("x", 10<<20)
+	appendTo(t, path, `{"before":1}`+"\n"+long+"\n"+`{"after":1}`+"\n")
+	tl, _ := New(Options{Source: "s", Include: []string{path}, MaxLineBytes: 1 << 20})
+	c := newCollector()
+	if err := tl.Run(context.Background(), nil, c); err != nil {
+		t.Fatal(err)
+	}
+	if c.count(`{"before":1}`) != 1 || c.count(`{"after":1}`) != 1 {
+		t.Fatalf("good lines around the long one lost: %v", len(c.lines))
+	}
+	found := false
+	for l := range c.lines {
+		if strings.HasPrefix(l, "xxx") {
+			found = true
+			if len(l) != 1<<20+1 {
+				t.Errorf("long record carries %d bytes, want the limit+1", len(l))
+			}
+		}
+	}
+	if !found {
+		t.Error("the long line produced no record")
+	}
+	if len(c.order) != 3 {
+		t.Errorf("got %d records, want 3", len(c.order))
+	}
+}
+
+// TestResumeKnown checks restart validation: a known stream resumes at its
+// offset when its bytes are unchanged, and is read as a new file otherwise.
+func TestResumeKnown(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.jsonl")
+	appendTo(t, path, joinLines(lines("a", 0, 10)))
+
+	// First pass: read everything, remember the last chunk as a checkpoint.
+	tl, _ := New(Options{Source: "s", Include: []string{path}})
+	c := newCollector()
+	if err := tl.Run(context.Background(), nil, c); err != nil {
+		t.Fatal(err)
+	}
+	last := c.chunks[len(c.chunks)-1]
+	known := Known{Key: last.Key, Path: path, Fingerprint: last.Fingerprint, FingerLen: last.FingerLen,
+		Offset: last.End, Line: last.Line, Marker: last.Marker, MarkerLen: last.MarkerLen}
+
+	appendTo(t, path, joinLines(lines("a", 10, 15)))
+	tl, _ = New(Options{Source: "s", Include: []string{path}})
+	c = newCollector()
+	if err := tl.Run(context.Background(), []Known{known}, c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.order) != 5 || !c.opened[0].Resumed || c.opened[0].Key != known.Key || c.opened[0].Line != 10 {
+		t.Fatalf("resume read %d lines, opened %+v; want 5 new lines of the known stream", len(c.order), c.opened)
+	}
+
+	// The same name and first bytes, but the bytes before the offset
+	// changed: a new generation from the start.
+	content := joinLines(lines("a", 0, 9)) + `{"src":"a","i":"changed"}` + "\n" + joinLines(lines("a", 10, 15))
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tl, _ = New(Options{Source: "s", Include: []string{path}})
+	c = newCollector()
+	if err := tl.Run(context.Background(), []Known{known}, c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.order) != 15 || c.opened[0].Resumed {
+		t.Fatalf("changed file: read %d lines, resumed=%v; want 15 from a new stream", len(c.order), c.opened[0].Resumed)
+	}
+	// A file shorter than the offset is new too.
+	os.WriteFile(path, []byte(joinLines(lines("a", 0, 2))), 0o644)
+	tl, _ = New(Options{Source: "s", Include: []string{path}})
+	c = newCollector()
+	tl.Run(context.Background(), []Known{known}, c)
+	if len(c.order) != 2 || c.opened[0].Resumed {
+		t.Fatalf("short file: read %d lines, resumed=%v", len(c.order), c.opened[0].Resumed)
+	}
+}
+
+// TestResumeRenamedWhileDown: the file was rotated away while the agent
+// was stopped; its rest is read from the new name at the old offset.
+func TestResumeRenamedWhileDown(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.jsonl")
+	appendTo(t, path, joinLines(lines("a", 0, 10)))
+	tl, _ := New(Options{Source: "s", Include: []string{dir + "/m.jsonl*"}})
+	c := newCollector()
+	tl.Run(context.Background(), nil, c)
+	last := c.chunks[len(c.chunks)-1]
+	known := Known{Key: last.Key, Path: path, Fingerprint: last.Fingerprint, FingerLen: last.FingerLen,
+		Offset: last.End, Line: last.Line, Marker: last.Marker, MarkerLen: last.MarkerLen}
+	appendTo(t, path, joinLines(lines("a", 10, 12)))
+	os.Rename(path, path+".1")
+	appendTo(t, path, joinLines(lines("b", 0, 3)))
+	tl, _ = New(Options{Source: "s", Include: []string{dir + "/m.jsonl*"}})
+	c = newCollector()
+	if err := tl.Run(context.Background(), []Known{known}, c); err != nil {
+		t.Fatal(err)
+	}
+	c.waitLines(t, append(lines("a", 10, 12), lines("b", 0, 3)...))
+	if len(c.order) != 5 {
+		t.Errorf("read %d lines, want 5: %v", len(c.order), c.order)
+	}
+}
+
+// writer appends numbered lines to a path at a steady pace until stopped;
+// rotate is called between two lines at the given index.
+type writer struct {
+	t      *testing.T
+	path   string
+	n      int
+	rotate func(path string)
+	at     int
+}
+
+func (w *writer) run() []string {
+	var all []string
+	for i := 0; i < w.n; i++ {
+		if i == w.at && w.rotate != nil {
+			w.rotate(w.path)
+		}
+		l := fmt.Sprintf(`{"i":%d}`, i)
+		appendTo(w.t, w.path, l+"\n")
+		all = append(all, l)
+		if i%10 == 0 {
+			time.Sleep(2 * time.Millisecond)
+		}
+	}
+	return all
+}
+
+func TestRotation(t *testing.T) {
+	tests := []struct {
+		name   string
+		glob   string // relative to dir
+		rotate func(t *testing.T, path string)
+	}{
+		{"rename and recreate", "m.jsonl", func(t *testing.T, path string) {
+			if err := os.Rename(path, path+".1"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"rename to a matched name", "m.jsonl*", func(t *testing.T, path string) {
+			os.Rename(path, path+".1")
+		}},
+		{"copytruncate", "m.jsonl", func(t *testing.T, path string) {
+			data, _ := os.ReadFile(path)
+			os.WriteFile(path+".1", data, 0o644)
+			os.Truncate(path, 0)
+		}},
+		{"delete and recreate", "m.jsonl", func(t *testing.T, path string) {
+			time.Sleep(200 * time.Millisecond) // let the reader finish; deleted data is gone
+			os.Remove(path)
+		}},
+		{"atomic replace with more", "m.jsonl", func(t *testing.T, path string) {
+			data, _ := os.ReadFile(path)
+			tmp := path + ".tmp"
+			os.WriteFile(tmp, data, 0o644)
+			os.Rename(tmp, path)
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "m.jsonl")
+			appendTo(t, path, `{"i":"first"}`+"\n")
+			c, stop := startTailer(t, Options{Source: "s", Include: []string{filepath.Join(dir, tc.glob)}}, nil)
+			c.waitLines(t, []string{`{"i":"first"}`})
+			w := &writer{t: t, path: path, n: 600, at: 300, rotate: func(p string) { tc.rotate(t, p) }}
+			all := w.run()
+			c.waitLines(t, all)
+			time.Sleep(200 * time.Millisecond)
+			stop()
+			c.assertNoDuplicates(t)
+		})
+	}
+}
+
+func TestSymlinkRetarget(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "run-1.data")
+	b := filepath.Join(dir, "run-2.data")
+	link := filepath.Join(dir, "current.jsonl")
+	appendTo(t, a, joinLines(lines("a", 0, 5)))
+	appendTo(t, b, joinLines(lines("b", 0, 5)))
+	os.Symlink(a, link)
+	c, stop := startTailer(t, Options{Source: "s", Include: []string{link}}, nil)
+	c.waitLines(t, lines("a", 0, 5))
+	appendTo(t, a, joinLines(lines("a", 5, 8)))
+	c.waitLines(t, lines("a", 5, 8))
+	tmp := link + ".new"
+	os.Symlink(b, tmp)
+	os.Rename(tmp, link)
+	c.waitLines(t, lines("b", 0, 5))
+	appendTo(t, b, joinLines(lines("b", 5, 7)))
+	c.waitLines(t, lines("b", 5, 7))
+	stop()
+	c.assertNoDuplicates(t)
+}
+
+// TestRewriteInPlace: a logger that rewrites the whole file with the same
+// rows plus new ones (truncate, then write) must not cause a re-read.
+func TestRewriteInPlace(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "metrics.csv")
+	rows := []string{"epoch,loss"}
+	for i := 0; i < 5; i++ {
+		rows = append(rows, fmt.Sprintf("%d,%d", i, i*10))
+	}
+	os.WriteFile(path, []byte(joinLines(rows)), 0o644)
+	c, stop := startTailer(t, Options{Source: "s", Include: []string{path}}, nil)
+	c.waitLines(t, rows)
+	for i := 5; i < 10; i++ {
+		rows = append(rows, fmt.Sprintf("%d,%d", i, i*10))
+		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o644)
+		time.Sleep(20 * time.Millisecond) // a slow writer: the empty file is visible
+		f.WriteString(joinLines(rows))
+		f.Close()
+		c.waitLines(t, rows)
+	}
+	stop()
+	c.assertNoDuplicates(t)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.opened) != 1 {
+		keys := []string{}
+		for _, o := range c.opened {
+			keys = append(keys, o.Key)
+		}
+		sort.Strings(keys)
+		t.Errorf("opened %d streams, want 1: %v", len(c.opened), keys)
+	}
+}
+
+func TestManyFilesFewDescriptors(t *testing.T) {
+	dir := t.TempDir()
+	var all []string
+	for i := 0; i < 50; i++ {
+		ls := lines(fmt.Sprint(i), 0, 3)
+		appendTo(t, filepath.Join(dir, fmt.Sprintf("f%02d.jsonl", i)), joinLines(ls))
+		all = append(all, ls...)
+	}
+	c, stop := startTailer(t, Options{Source: "s", Include: []string{dir + "/*.jsonl"}, MaxOpenFiles: 5}, nil)
+	c.waitLines(t, all)
+	for i := 0; i < 50; i += 7 {
+		ls := lines(fmt.Sprint(i), 3, 5)
+		appendTo(t, filepath.Join(dir, fmt.Sprintf("f%02d.jsonl", i)), joinLines(ls))
+		all = append(all, ls...)
+	}
+	c.waitLines(t, all)
+	stop()
+}
+
+// TestCopyIsItsOwnStream: a copy of a file that still exists under its own
+// name is a different file (a second run with the same first lines), not a
+// move.
+func TestCopyIsItsOwnStream(t *testing.T) {
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.jsonl")
+	appendTo(t, a, joinLines(lines("x", 0, 5)))
+	tl, _ := New(Options{Source: "s", Include: []string{dir + "/*.jsonl"}})
+	c := newCollector()
+	tl.Run(context.Background(), nil, c)
+	last := c.chunks[len(c.chunks)-1]
+	known := Known{Key: last.Key, Path: a, Fingerprint: last.Fingerprint, FingerLen: last.FingerLen,
+		Offset: last.End, Line: last.Line, Marker: last.Marker, MarkerLen: last.MarkerLen, Done: true}
+	data, _ := os.ReadFile(a)
+	os.WriteFile(filepath.Join(dir, "b.jsonl"), data, 0o644)
+	tl, _ = New(Options{Source: "s", Include: []string{dir + "/*.jsonl"}})
+	c = newCollector()
+	if err := tl.Run(context.Background(), []Known{known}, c); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.order) != 5 {
+		t.Errorf("copy: read %d lines, want all 5 of b.jsonl and none of a.jsonl", len(c.order))
+	}
+}
