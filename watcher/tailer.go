@@ -119,8 +119,8 @@ type Chunk struct {
 
 // Close reasons.
 const (
-	ClosedRotated  = "rotated"  // replaced at its path; read to its end
-	ClosedDeleted  = "deleted"  // removed; read to its end
+	ClosedRotated  = "rotated" // replaced at its path; read to its end
+	ClosedDeleted  = "deleted" // removed; read to its end
 	ClosedTruncate = "truncated"
 	ClosedDone     = "done" // backfill read it to the end
 )
@@ -847,4 +847,3 @@ func (t *Tailer) closeAll() {
 	}
 	t.nopen = 0
 }
-
