@@ -79,6 +79,10 @@ type Stream struct {
 	// After a crash such events up to the mark are not sent again.
 	Sent map[string]Mark `json:"sent,omitempty"`
 
+	// Runs are the runs the stream has fed, so a backfill that finds
+	// nothing new still finishes them.
+	Runs []RunRef `json:"runs,omitempty"`
+
 	Size     int64     `json:"size,omitempty"`      // file size at the last save, for status
 	LastTime int64     `json:"last_time,omitempty"` // time of the newest acknowledged point, unix ms
 	Done     bool      `json:"done,omitempty"`      // read to the end and gone (rotated away, deleted)
@@ -98,6 +102,12 @@ func (m Mark) Less(o Mark) bool {
 		return m.Pos.Less(o.Pos)
 	}
 	return m.Index < o.Index
+}
+
+// RunRef names a run by project and external id.
+type RunRef struct {
+	Project    string `json:"project"`
+	ExternalID string `json:"external_id"`
 }
 
 // Run maps a run's external id to the server's numeric id.

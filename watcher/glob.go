@@ -15,6 +15,7 @@ import (
 type pattern struct {
 	raw  string
 	segs []string
+	name bool // no "/": matches the file name alone (exclude patterns only)
 }
 
 // Matcher matches paths against include and exclude globs.
@@ -36,6 +37,13 @@ func NewMatcher(include, exclude []string) (*Matcher, error) {
 		m.include = append(m.include, p)
 	}
 	for _, raw := range exclude {
+		if !strings.Contains(raw, "/") {
+			if _, err := filepath.Match(raw, ""); err != nil {
+				return nil, fmt.Errorf("glob %q: %w", raw, err)
+			}
+			m.exclude = append(m.exclude, pattern{raw: raw, name: true})
+			continue
+		}
 		p, err := compile(raw)
 		if err != nil {
 			return nil, err
@@ -84,6 +92,12 @@ func (m *Matcher) Match(path string) bool {
 		return false
 	}
 	for _, p := range m.exclude {
+		if p.name {
+			if ok, _ := filepath.Match(p.raw, segs[len(segs)-1]); ok {
+				return false
+			}
+			continue
+		}
 		if matchSegs(p.segs, segs) {
 			return false
 		}
@@ -193,12 +207,29 @@ func (m *Matcher) Glob() (files, dirs []string, err error) {
 	return w.files, w.dirs, errors.Join(w.errs...)
 }
 
+// GlobAll returns every matching path, directories included (a .neptune
+// directory, a run directory), sorted. A matching directory is not searched
+// further.
+func (m *Matcher) GlobAll() ([]string, error) {
+	w := walker{m: m, seenReal: map[string]bool{}, matchDirs: true}
+	for _, root := range m.Roots() {
+		if m.Match(root) {
+			w.files = append(w.files, root)
+			continue
+		}
+		w.walk(root, true)
+	}
+	sort.Strings(w.files)
+	return w.files, errors.Join(w.errs...)
+}
+
 type walker struct {
-	m        *Matcher
-	seenReal map[string]bool
-	files    []string
-	dirs     []string
-	errs     []error
+	m         *Matcher
+	matchDirs bool
+	seenReal  map[string]bool
+	files     []string
+	dirs      []string
+	errs      []error
 }
 
 func (w *walker) walk(dir string, isRoot bool) {
@@ -233,6 +264,10 @@ func (w *walker) walk(dir string, isRoot bool) {
 		}
 		switch {
 		case typ.IsDir():
+			if w.matchDirs && w.m.Match(path) {
+				w.files = append(w.files, path)
+				continue
+			}
 			if w.m.MayContain(path) {
 				w.walk(path, false)
 			}

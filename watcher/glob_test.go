@@ -35,6 +35,10 @@ func TestMatch(t *testing.T) {
 	if m.Match("/a/tmp/x.jsonl") || !m.Match("/a/ok/x.jsonl") {
 		t.Error("exclude not applied")
 	}
+	m, _ = NewMatcher([]string{"/a/**/*.jsonl"}, []string{"*.tmp.jsonl"})
+	if m.Match("/a/b/x.tmp.jsonl") || !m.Match("/a/b/x.jsonl") {
+		t.Error("file-name exclude not applied")
+	}
 }
 
 func TestCompileErrors(t *testing.T) {

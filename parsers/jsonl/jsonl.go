@@ -149,6 +149,7 @@ func (p *Parser) Parse(dst []event.Event, rec event.Record) ([]event.Event, erro
 	default:
 		return dst, &parsers.RecordError{Line: rec.Line, Err: parsers.ErrNotObject}
 	}
+	p.prefix = p.prefix[:0] // a bad record may have left a nested prefix behind
 	p.points = p.points[:0]
 	p.strs = p.strs[:0]
 	p.tags = nil

@@ -54,40 +54,40 @@ func TestParseMetrics(t *testing.T) {
 			name: "flat with step and seconds",
 			line: `{"step": 3, "time": 1700000000.5, "loss": 0.25, "acc": 1}`,
 			want: []event.Event{{Kind: event.KindMetrics, Step: 3, Time: 1700000000500,
-				Points: []event.Point{{"loss", 0.25}, {"acc", 1}}}},
+				Points: []event.Point{{Name: "loss", Value: 0.25}, {Name: "acc", Value: 1}}}},
 		},
 		{
 			name: "nested flattens with slash",
 			line: `{"step": 1, "train": {"loss": 1, "inner": {"x": -2e-3}}, "val/acc": 0.5}`,
 			want: []event.Event{{Kind: event.KindMetrics, Step: 1, Time: fixedNow.UnixMilli(),
-				Points: []event.Point{{"train/loss", 1}, {"train/inner/x", -0.002}, {"val/acc", 0.5}}}},
+				Points: []event.Point{{Name: "train/loss", Value: 1}, {Name: "train/inner/x", Value: -0.002}, {Name: "val/acc", Value: 0.5}}}},
 		},
 		{
 			name: "integral float step and ms time",
 			line: `{"step": 2.0, "timestamp": 1700000000123, "m": 5}`,
-			want: []event.Event{{Kind: event.KindMetrics, Step: 2, Time: 1700000000123, Points: []event.Point{{"m", 5}}}},
+			want: []event.Event{{Kind: event.KindMetrics, Step: 2, Time: 1700000000123, Points: []event.Point{{Name: "m", Value: 5}}}},
 		},
 		{
 			name: "rfc3339 time and ns _timestamp ignored after time",
 			line: `{"step": 0, "time": "2023-11-14T22:13:20Z", "ts": 1, "m": 1}`,
-			want: []event.Event{{Kind: event.KindMetrics, Step: 0, Time: 1700000000000, Points: []event.Point{{"ts", 1}, {"m", 1}}}},
+			want: []event.Event{{Kind: event.KindMetrics, Step: 0, Time: 1700000000000, Points: []event.Point{{Name: "ts", Value: 1}, {Name: "m", Value: 1}}}},
 		},
 		{
 			name: "small auto time is a metric",
 			line: `{"step": 4, "time": 0.35, "loss": 2}`,
-			want: []event.Event{{Kind: event.KindMetrics, Step: 4, Time: fixedNow.UnixMilli(), Points: []event.Point{{"time", 0.35}, {"loss", 2}}}},
+			want: []event.Event{{Kind: event.KindMetrics, Step: 4, Time: fixedNow.UnixMilli(), Points: []event.Point{{Name: "time", Value: 0.35}, {Name: "loss", Value: 2}}}},
 		},
 		{
 			name: "custom step and time fields",
 			opts: parsers.Options{StepField: "epoch", TimeField: "when"},
 			line: `{"epoch": 7, "when": 1700000000, "step": 99}`,
-			want: []event.Event{{Kind: event.KindMetrics, Step: 7, Time: 1700000000000, Points: []event.Point{{"step", 99}}}},
+			want: []event.Event{{Kind: event.KindMetrics, Step: 7, Time: 1700000000000, Points: []event.Point{{Name: "step", Value: 99}}}},
 		},
 		{
 			name: "strings become string series, bool null array skipped",
 			line: `{"step": 1, "phase": "warmup", "ok": true, "n": null, "arr": [1, 2], "v": 3}`,
 			want: []event.Event{
-				{Kind: event.KindMetrics, Step: 1, Time: fixedNow.UnixMilli(), Points: []event.Point{{"v", 3}}},
+				{Kind: event.KindMetrics, Step: 1, Time: fixedNow.UnixMilli(), Points: []event.Point{{Name: "v", Value: 3}}},
 				{Kind: event.KindData, Type: event.DataStringSeries, Name: "phase", Text: "warmup", Step: 1, Time: fixedNow.UnixMilli()},
 			},
 		},
@@ -104,12 +104,12 @@ func TestParseMetrics(t *testing.T) {
 			name: "run field",
 			opts: parsers.Options{RunField: "run"},
 			line: `{"run": "seed-1", "step": 1, "m": 1}`,
-			want: []event.Event{{Kind: event.KindMetrics, Run: "seed-1", Step: 1, Time: fixedNow.UnixMilli(), Points: []event.Point{{"m", 1}}}},
+			want: []event.Event{{Kind: event.KindMetrics, Run: "seed-1", Step: 1, Time: fixedNow.UnixMilli(), Points: []event.Point{{Name: "m", Value: 1}}}},
 		},
 		{
 			name: "escaped keys and unicode",
 			line: `{"step": 1, "a\"b": 1, "\u00e9t\u00e9": 2, "x\ud83d\ude00": 3}`,
-			want: []event.Event{{Kind: event.KindMetrics, Step: 1, Time: fixedNow.UnixMilli(), Points: []event.Point{{`a"b`, 1}, {"été", 2}, {"x😀", 3}}}},
+			want: []event.Event{{Kind: event.KindMetrics, Step: 1, Time: fixedNow.UnixMilli(), Points: []event.Point{{Name: `a"b`, Value: 1}, {Name: "été", Value: 2}, {Name: "x😀", Value: 3}}}},
 		},
 		{
 			name: "blank line",
@@ -232,6 +232,30 @@ func TestBadRecords(t *testing.T) {
 	}
 }
 
+// TestBadRecordLeavesNoState: a record that fails half-way through a
+// nested object must not affect the next one.
+func TestBadRecordLeavesNoState(t *testing.T) {
+	p := newParser(t, parsers.Options{})
+	got, errs := parseLines(t, p,
+		`{"a": {"b": }`,
+		`{"step": 1.5, "x": {"y": 1}}`,
+		`{"outer": {"step": 2.5}}`,
+		`{"step": 5, "loss": 5}`,
+	)
+	if len(errs) != 2 {
+		t.Fatalf("errors = %v, want 2", errs)
+	}
+	if len(got) != 2 {
+		t.Fatalf("events = %+v", got)
+	}
+	if got[0].Points[0].Name != "outer/step" {
+		t.Errorf("nested step is a metric: %+v", got[0])
+	}
+	if ev := got[1]; ev.Step != 5 || len(ev.Points) != 1 || ev.Points[0].Name != "loss" {
+		t.Errorf("good line after bad ones parsed as %+v", ev)
+	}
+}
+
 func TestTooLong(t *testing.T) {
 	p := newParser(t, parsers.Options{MaxRecordBytes: 100})
 	_, err := p.Parse(nil, event.Record{Line: 1, Data: []byte(`{"m": "` + strings.Repeat("x", 200) + `"}`)})
@@ -340,6 +364,11 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		checkAgainstStdlib(t, data)
+		// Whatever came before, the next record parses on its own.
+		next, err := p.Parse(nil, event.Record{Line: 2, Data: []byte(`{"step": 7, "z": 1}`)})
+		if err != nil || len(next) != 1 || next[0].Step != 7 || len(next[0].Points) != 1 || next[0].Points[0].Name != "z" {
+			t.Fatalf("record after %q parsed as %+v, %v", data, next, err)
+		}
 	})
 }
 

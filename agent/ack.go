@@ -1,0 +1,231 @@
+package agent
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mlop-ai/mlop-agent/checkpoint"
+	"github.com/mlop-ai/mlop-agent/event"
+)
+
+// chunk is one unit of reading from a stream (one read of a file, one Next
+// of a stream format). Every piece of work its events create holds a
+// reference to it; the stream's checkpoint may move to the chunk's end once
+// it and every chunk before it have no references left. Commits therefore
+// never pass a record whose events were not acknowledged.
+type chunk struct {
+	end     event.Position
+	line    int64
+	marker  string
+	markerN int
+	state   []byte // parser state after the chunk
+	size    int64  // file size when read
+	bytes   int64  // bytes of input, for progress
+	refs    atomic.Int64
+}
+
+// ref counts how many references a piece of work holds on one chunk.
+type ref struct {
+	c *chunk
+	n int64
+}
+
+// refs is a run-length list of chunk references held by one piece of work
+// (a batch, a control operation).
+type refs []ref
+
+// add takes one reference on c.
+func (r *refs) add(c *chunk) {
+	c.refs.Add(1)
+	if n := len(*r); n > 0 && (*r)[n-1].c == c {
+		(*r)[n-1].n++
+		return
+	}
+	*r = append(*r, ref{c: c, n: 1})
+}
+
+// merge moves the references of o into r.
+func (r *refs) merge(o refs) {
+	for _, x := range o {
+		if n := len(*r); n > 0 && (*r)[n-1].c == x.c {
+			(*r)[n-1].n += x.n
+			continue
+		}
+		*r = append(*r, x)
+	}
+}
+
+// release drops every reference.
+func (r refs) release() {
+	for _, x := range r {
+		x.c.refs.Add(-x.n)
+	}
+}
+
+// streamState is the agent's record of one stream: its identity, the chunks
+// read but not yet committed, and what has been committed. The reader
+// goroutine appends chunks; the checkpointer pops them.
+type streamState struct {
+	key     string
+	source  string
+	format  string
+	path    string
+	runPath string
+
+	mu        sync.Mutex
+	pending   []*chunk // read, not committed, in order
+	committed checkpoint.Stream
+	dirty     bool // committed changed since the last save
+	closed    bool // no more chunks will come (the reader finished with it)
+
+	// sent marks, per run, the last non-idempotent event delivered. Guarded
+	// by mu; updated by senders, saved by the checkpointer.
+	sent map[string]checkpoint.Mark
+	// lastTime is the newest point time acknowledged (unix ms).
+	lastTime atomic.Int64
+	// defaultRun and runs cache the runs this stream feeds; only the
+	// stream's reader goroutine touches them.
+	defaultRun *runState
+	runs       map[string]*runState
+	// doneWhenIdle marks a stream that left its path (rotated, deleted):
+	// once everything read from it is committed it is saved as done.
+	doneWhenIdle bool
+	// firstCommit is closed when the stream first commits or finishes;
+	// fork children wait on their parent's.
+	firstCommit chan struct{}
+	firstOnce   sync.Once
+	// skipBefore holds the marks loaded at start: non-idempotent events at
+	// or before them were delivered before a crash and are not re-sent.
+	skipBefore map[string]checkpoint.Mark
+}
+
+func newStreamState(cp checkpoint.Stream) *streamState {
+	s := &streamState{
+		key:         cp.Key,
+		source:      cp.Source,
+		path:        cp.Path,
+		runPath:     cp.RunPath,
+		committed:   cp,
+		sent:        map[string]checkpoint.Mark{},
+		skipBefore:  map[string]checkpoint.Mark{},
+		firstCommit: make(chan struct{}),
+	}
+	for k, v := range cp.Sent {
+		s.sent[k] = v
+		s.skipBefore[k] = v
+	}
+	s.lastTime.Store(cp.LastTime)
+	return s
+}
+
+// noteRun remembers that the stream feeds a run.
+func (s *streamState) noteRun(ref checkpoint.RunRef) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, have := range s.committed.Runs {
+		if have == ref {
+			return
+		}
+	}
+	s.committed.Runs = append(s.committed.Runs, ref)
+	s.dirty = true
+}
+
+// runRefs returns the runs the stream feeds.
+func (s *streamState) runRefs() []checkpoint.RunRef {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]checkpoint.RunRef(nil), s.committed.Runs...)
+}
+
+// push records a chunk whose events are being dispatched. The caller holds
+// one reference of its own until dispatch is complete.
+func (s *streamState) push(c *chunk) {
+	s.mu.Lock()
+	s.pending = append(s.pending, c)
+	s.mu.Unlock()
+}
+
+// advance pops the leading chunks that have no references left and moves
+// the committed position to the last of them. It reports whether it moved.
+func (s *streamState) advance() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := 0
+	for ; i < len(s.pending); i++ {
+		if s.pending[i].refs.Load() != 0 {
+			break
+		}
+	}
+	if i == 0 {
+		return false
+	}
+	c := s.pending[i-1]
+	s.committed.Pos = c.end
+	s.committed.Line = c.line
+	if c.markerN > 0 {
+		s.committed.Marker, s.committed.MarkerLen = c.marker, c.markerN
+	}
+	s.committed.ParserState = c.state
+	if c.size > 0 {
+		s.committed.Size = c.size
+	}
+	s.firstOnce.Do(func() { close(s.firstCommit) })
+	clear(s.pending[:i])
+	s.pending = s.pending[i:]
+	s.dirty = true
+	return true
+}
+
+// idle reports whether every chunk read so far has been committed.
+func (s *streamState) idle() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending) == 0
+}
+
+// markSent records that the non-idempotent event m of run was delivered.
+func (s *streamState) markSent(run string, m checkpoint.Mark) {
+	s.mu.Lock()
+	if cur, ok := s.sent[run]; !ok || cur.Less(m) {
+		s.sent[run] = m
+		s.dirty = true
+	}
+	s.mu.Unlock()
+}
+
+// alreadySent reports whether a non-idempotent event was delivered before
+// the agent restarted.
+func (s *streamState) alreadySent(run string, m checkpoint.Mark) bool {
+	if len(s.skipBefore) == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	last, ok := s.skipBefore[run]
+	return ok && !last.Less(m)
+}
+
+// snapshot returns the committed entry to save.
+func (s *streamState) snapshot() checkpoint.Stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cp := s.committed
+	cp.Key, cp.Source, cp.Path, cp.RunPath = s.key, s.source, s.path, s.runPath
+	if len(s.sent) > 0 {
+		cp.Sent = make(map[string]checkpoint.Mark, len(s.sent))
+		for k, v := range s.sent {
+			cp.Sent[k] = v
+		}
+	} else {
+		cp.Sent = nil
+	}
+	cp.LastTime = s.lastTime.Load()
+	if s.doneWhenIdle && len(s.pending) == 0 {
+		cp.Done = true
+	}
+	cp.Updated = time.Now().UTC()
+	s.dirty = false
+	return cp
+}

@@ -1,0 +1,151 @@
+package agent
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Options configure an Agent. They are plain Go values: cmd/mlop-agent
+// builds them from the YAML config (FromConfig), tests build them directly.
+type Options struct {
+	Project  string
+	StateDir string
+
+	// Follow keeps reading until Run's context ends (the run command);
+	// without it every source is read to its end, the runs are finished and
+	// Run returns (backfill).
+	Follow bool
+
+	Sources []Source
+
+	Batch              BatchOptions
+	MaxInFlight        int           // concurrent requests in total
+	BufferBytes        int64         // memory budget for read-but-unacknowledged data
+	CheckpointInterval time.Duration // how often acknowledged progress is saved
+	HeartbeatInterval  time.Duration // /api/runs/trigger per active run
+	ShutdownTimeout    time.Duration // how long a stop waits for in-flight data
+	DeadLetterPath     string        // rejected records are appended here ("" = off)
+	Watch              WatchOptions
+	UploadRoots        []string // files outside these directories are never uploaded
+
+	// ReadConfigFile decodes a sidecar config file (YAML or JSON) for
+	// run.config_files; nil disables them.
+	ReadConfigFile func(path string) (map[string]any, error)
+
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// BatchOptions bound one ingest request.
+type BatchOptions struct {
+	MaxLines int
+	MaxBytes int
+	Linger   time.Duration
+}
+
+// WatchOptions tune file discovery and reading.
+type WatchOptions struct {
+	PollInterval     time.Duration
+	FingerprintBytes int
+	MaxLineBytes     int
+	MaxOpenFiles     int
+}
+
+// Source is one configured input.
+type Source struct {
+	Name    string
+	Format  string // a parsers registry name (jsonl, csv, neptune, ...)
+	Paths   []string
+	Exclude []string
+	Project string // overrides Options.Project
+
+	StepField      string
+	TimeField      string
+	RunField       string
+	IdleTimeout    time.Duration // live mode: finish a run after this long without data (<0: never)
+	StepMultiplier int64
+	Params         map[string]string
+
+	// Run metadata. Name and ID are text/template strings over
+	// .Source .Path .Dir .Stem .Run.
+	RunName     string
+	RunID       string
+	Tags        []string
+	Config      map[string]any
+	ConfigFiles []string // globs relative to the metric file's directory
+}
+
+// Defaults for options left zero.
+const (
+	DefaultMaxLines          = 5000
+	DefaultMaxBytes          = 1 << 20
+	DefaultLinger            = 10 * time.Millisecond
+	DefaultMaxInFlight       = 8
+	DefaultBufferBytes       = 64 << 20
+	DefaultCheckpoint        = time.Second
+	DefaultHeartbeat         = 30 * time.Second
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultIdleTimeout       = 30 * time.Minute
+	maxMetricBatchesInFlight = 4 // per run; ordering is per metric and step, so several may fly
+)
+
+func (o *Options) setDefaults() error {
+	if o.Batch.MaxLines <= 0 {
+		o.Batch.MaxLines = DefaultMaxLines
+	}
+	if o.Batch.MaxBytes <= 0 {
+		o.Batch.MaxBytes = DefaultMaxBytes
+	}
+	if o.Batch.Linger <= 0 {
+		o.Batch.Linger = DefaultLinger
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = DefaultMaxInFlight
+	}
+	if o.BufferBytes <= 0 {
+		o.BufferBytes = DefaultBufferBytes
+	}
+	if o.BufferBytes < int64(o.Batch.MaxBytes)*2 {
+		o.BufferBytes = int64(o.Batch.MaxBytes) * 2
+	}
+	if o.CheckpointInterval <= 0 {
+		o.CheckpointInterval = DefaultCheckpoint
+	}
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = DefaultHeartbeat
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.StateDir == "" {
+		return fmt.Errorf("state directory not set")
+	}
+	seen := map[string]bool{}
+	for i := range o.Sources {
+		s := &o.Sources[i]
+		if s.Name == "" {
+			return fmt.Errorf("source %d has no name", i)
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("source %q defined twice", s.Name)
+		}
+		seen[s.Name] = true
+		if s.Project == "" {
+			s.Project = o.Project
+		}
+		if s.Project == "" {
+			return fmt.Errorf("source %q: no project", s.Name)
+		}
+		if s.IdleTimeout == 0 {
+			s.IdleTimeout = DefaultIdleTimeout
+		}
+	}
+	return nil
+}

@@ -1,0 +1,478 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/mlop-ai/mlop-agent/checkpoint"
+	"github.com/mlop-ai/mlop-agent/event"
+	"github.com/mlop-ai/mlop-agent/parsers"
+	"github.com/mlop-ai/mlop-agent/parsers/presets"
+	"github.com/mlop-ai/mlop-agent/watcher"
+)
+
+// sourceRT is a configured source at run time.
+type sourceRT struct {
+	a           *Agent
+	cfg         Source
+	log         *slog.Logger
+	namer       *runNamer
+	factory     parsers.Factory      // line formats
+	stream      parsers.StreamFormat // stream formats
+	uploadRoots []string
+
+	badMu    sync.Mutex
+	badLast  time.Time
+	badCount int   // bad records logged in the current second
+	badQuiet int64 // bad records not logged in the current second
+
+	// Only the reader goroutine touches lines.
+	lines map[string]*lineStream
+}
+
+// lineStream is one file generation of a line source.
+type lineStream struct {
+	ss     *streamState
+	parser parsers.Parser
+	state  parsers.Stateful // nil when the parser has no state
+	evs    []event.Event
+}
+
+// buildSources resolves formats and templates before anything starts.
+func (a *Agent) buildSources() ([]*sourceRT, error) {
+	var out []*sourceRT
+	for _, s := range a.opts.Sources {
+		s = applyPreset(s)
+		rt := &sourceRT{a: a, cfg: s, log: a.log.With("source", s.Name), lines: map[string]*lineStream{}}
+		var err error
+		if rt.namer, err = newRunNamer(s); err != nil {
+			return nil, err
+		}
+		if f, ok := parsers.Lookup(s.Format); ok {
+			rt.factory = f
+		} else if sf, ok := parsers.LookupStream(s.Format); ok {
+			rt.stream = sf
+		} else {
+			return nil, fmt.Errorf("source %q: unknown format %q (known: %s)", s.Name, s.Format, strings.Join(parsers.Formats(), ", "))
+		}
+		rt.uploadRoots = a.uploadRoots(s)
+		out = append(out, rt)
+	}
+	return out, nil
+}
+
+// applyPreset expands a preset format name (lightning, keras, yolo, sb3,
+// ...) into the format it uses and its defaults; what the source sets
+// itself wins.
+func applyPreset(s Source) Source {
+	p, ok := presets.Lookup(s.Format)
+	if !ok {
+		return s
+	}
+	s.Format = p.Format
+	if s.StepField == "" {
+		s.StepField = p.StepField
+	}
+	if s.TimeField == "" {
+		s.TimeField = p.TimeField
+	}
+	if s.RunName == "" {
+		s.RunName = p.RunName
+	}
+	if len(s.ConfigFiles) == 0 {
+		s.ConfigFiles = p.ConfigFiles
+	}
+	params := map[string]string{}
+	for k, v := range p.Params {
+		params[k] = v
+	}
+	for k, v := range s.Params {
+		params[k] = v
+	}
+	s.Params = params
+	return s
+}
+
+// uploadRoots returns the resolved directories files may be uploaded from.
+func (a *Agent) uploadRoots(s Source) []string {
+	roots := a.opts.UploadRoots
+	if len(roots) == 0 {
+		m, err := watcher.NewMatcher(s.Paths, nil)
+		if err == nil {
+			roots = m.Roots()
+		}
+	}
+	var out []string
+	for _, r := range roots {
+		if real, err := filepath.EvalSymlinks(r); err == nil {
+			r = real
+		}
+		out = append(out, filepath.Clean(r))
+	}
+	return out
+}
+
+// runSources runs every source until ctx ends (follow) or they are read to
+// the end (backfill).
+func (a *Agent) runSources(ctx context.Context, srcs []*sourceRT) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range srcs {
+		g.Go(func() error {
+			var err error
+			if s.factory != nil {
+				err = s.runLines(gctx)
+			} else {
+				err = s.runStreams(gctx)
+			}
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return fmt.Errorf("source %q: %w", s.cfg.Name, err)
+			}
+			return err
+		})
+	}
+	return g.Wait()
+}
+
+// claimStream returns the state of a stream, from the checkpoint when it
+// was seen before.
+func (a *Agent) claimStream(key, source, format, path, runPath string) *streamState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ss, ok := a.streams[key]; ok {
+		ss.path = path
+		return ss
+	}
+	cp, ok := a.loaded[key]
+	if ok {
+		delete(a.loaded, key)
+	} else {
+		cp = checkpoint.Stream{Key: key, Source: source, Path: path, RunPath: runPath}
+	}
+	if cp.RunPath == "" {
+		cp.RunPath = runPath
+	}
+	ss := newStreamState(cp)
+	ss.path, ss.format = path, format
+	a.streams[key] = ss
+	return ss
+}
+
+// knownFor lists the checkpointed line streams of a source for the watcher.
+func (a *Agent) knownFor(source string) []watcher.Known {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []watcher.Known
+	for _, s := range a.loaded {
+		if s.Source != source || s.Fingerprint == "" {
+			continue
+		}
+		out = append(out, watcher.Known{
+			Key: s.Key, Path: s.Path, RunPath: s.RunPath, Fingerprint: s.Fingerprint, FingerLen: s.FingerLen,
+			Offset: s.Pos.Offset, Line: s.Line, Marker: s.Marker, MarkerLen: s.MarkerLen, Done: s.Done,
+		})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out
+}
+
+func (s *sourceRT) parserOptions(path string) parsers.Options {
+	a := s.a
+	return parsers.Options{
+		Source: s.cfg.Name, Path: path, StepField: s.cfg.StepField, TimeField: s.cfg.TimeField,
+		RunField: s.cfg.RunField, MaxRecordBytes: a.opts.Watch.MaxLineBytes, StepMultiplier: s.cfg.StepMultiplier,
+		Params: s.cfg.Params, Now: a.now, OnSkip: a.stats.skip,
+	}.WithDefaults()
+}
+
+// runLines follows (or reads once) the files of a line-format source.
+func (s *sourceRT) runLines(ctx context.Context) error {
+	w := s.a.opts.Watch
+	t, err := watcher.New(watcher.Options{
+		Source: s.cfg.Name, Include: s.cfg.Paths, Exclude: s.cfg.Exclude, Follow: s.a.opts.Follow,
+		PollInterval: w.PollInterval, FingerprintBytes: w.FingerprintBytes, MaxLineBytes: w.MaxLineBytes,
+		MaxOpenFiles: w.MaxOpenFiles, Logger: s.log,
+	})
+	if err != nil {
+		return err
+	}
+	return t.Run(ctx, s.a.knownFor(s.cfg.Name), s)
+}
+
+// StreamOpened implements watcher.Handler.
+func (s *sourceRT) StreamOpened(_ context.Context, info watcher.StreamInfo) error {
+	ss := s.a.claimStream(info.Key, s.cfg.Name, s.cfg.Format, info.Path, info.RunPath)
+	p, err := s.factory(s.parserOptions(info.RunPath))
+	if err != nil {
+		return fmt.Errorf("parser for %s: %w", info.Path, err)
+	}
+	ls := &lineStream{ss: ss, parser: p}
+	if st, ok := p.(parsers.Stateful); ok {
+		ls.state = st
+		if info.Resumed {
+			ss.mu.Lock()
+			state := ss.committed.ParserState
+			ss.mu.Unlock()
+			if err := st.Restore(state); err != nil {
+				s.log.Warn("parser state unreadable; continuing without it", "path", info.Path, "error", err)
+			}
+		}
+	}
+	if info.Resumed {
+		s.log.Debug("resuming file", "path", info.Path, "offset", info.Offset, "line", info.Line)
+	} else {
+		s.log.Info("reading new file", "path", info.Path)
+	}
+	s.lines[info.Key] = ls
+	return nil
+}
+
+// StreamChunk implements watcher.Handler: parse, then route.
+func (s *sourceRT) StreamChunk(ctx context.Context, c *watcher.Chunk) error {
+	ls := s.lines[c.Key]
+	if ls == nil {
+		return fmt.Errorf("chunk for unknown stream %s", c.Key)
+	}
+	if err := s.a.budget.wait(ctx); err != nil {
+		return err
+	}
+	ss := ls.ss
+	ls.evs = ls.evs[:0]
+	for i := range c.Records {
+		rec := &c.Records[i]
+		var err error
+		ls.evs, err = ls.parser.Parse(ls.evs, *rec)
+		if err != nil {
+			s.badRecord(ss, rec.Line, parsers.Reason(err), err, rec.Data)
+		}
+	}
+	s.a.stats.RecordsRead.Add(int64(len(c.Records)))
+	ch := &chunk{end: event.Position{Offset: c.End}, line: c.Line, marker: c.Marker, markerN: c.MarkerLen, size: c.Size}
+	if ls.state != nil {
+		st, err := ls.state.State()
+		if err != nil {
+			return fmt.Errorf("parser state of %s: %w", c.Path, err)
+		}
+		ch.state = st
+	}
+	ss.mu.Lock()
+	ss.path = c.Path
+	ss.committed.Fingerprint, ss.committed.FingerLen = c.Fingerprint, c.FingerLen
+	ss.mu.Unlock()
+	ch.refs.Store(1)
+	ss.push(ch)
+	s.a.routeChunk(s, ss, ch, ls.evs)
+	ch.refs.Add(-1)
+	clear(ls.evs) // drop references to points and strings
+	return nil
+}
+
+// StreamClosed implements watcher.Handler.
+func (s *sourceRT) StreamClosed(_ context.Context, key, reason string) error {
+	ls := s.lines[key]
+	delete(s.lines, key)
+	if ls == nil {
+		return nil
+	}
+	if reason != watcher.ClosedDone {
+		ls.ss.mu.Lock()
+		ls.ss.doneWhenIdle = true
+		ls.ss.dirty = true
+		ls.ss.mu.Unlock()
+	}
+	ls.ss.firstOnce.Do(func() { close(ls.ss.firstCommit) })
+	return nil
+}
+
+// badRecord counts a record that could not be used, dead-letters it and
+// logs it (at most maxBadLogsPerSecond lines a second per source).
+func (s *sourceRT) badRecord(ss *streamState, line int64, reason string, err error, data []byte) {
+	s.a.stats.badRecord(reason)
+	s.a.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: ss.path, Line: line, Reason: reason, Error: err.Error(), Data: string(data)})
+	s.logBad(ss, line, reason, err)
+}
+
+// logBad logs bad records with a per-second cap.
+func (s *sourceRT) logBad(ss *streamState, line int64, reason string, err error) {
+	s.badMu.Lock()
+	defer s.badMu.Unlock()
+	if now := time.Now(); now.Sub(s.badLast) >= time.Second {
+		if s.badQuiet > 0 {
+			s.log.Warn("bad records not logged in the last second", "count", s.badQuiet)
+		}
+		s.badLast, s.badCount, s.badQuiet = now, 0, 0
+	}
+	s.badCount++
+	if s.badCount > maxBadLogsPerSecond {
+		s.badQuiet++
+		return
+	}
+	s.log.Warn("bad record skipped", "file", fmt.Sprintf("%s:%d", ss.path, line), "reason", reason, "error", err)
+}
+
+const maxBadLogsPerSecond = 20
+
+// badEvent reports an event the server would reject.
+func (s *sourceRT) badEvent(ss *streamState, ev *event.Event, err error) {
+	s.a.stats.badRecord("invalid_event")
+	s.a.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: ss.path, Reason: "invalid_event", Error: err.Error(), Kind: ev.Kind.String()})
+	s.logBad(ss, 0, "invalid_event", err)
+}
+
+// runStreams discovers and reads the streams of a stream-format source.
+func (s *sourceRT) runStreams(ctx context.Context) error {
+	m, err := watcher.NewMatcher(s.cfg.Paths, s.cfg.Exclude)
+	if err != nil {
+		return err
+	}
+	opened := map[string]bool{}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, max(1, s.a.opts.MaxInFlight/2))
+	poll := s.a.opts.Watch.PollInterval
+	if poll <= 0 {
+		poll = time.Second
+	}
+	byKey := map[string]*streamState{}
+	for {
+		paths, err := m.GlobAll()
+		if err != nil {
+			s.log.Debug("some paths could not be read", "error", err)
+		}
+		var infos []parsers.StreamInfo
+		for _, p := range paths {
+			found, err := s.stream.Discover(p)
+			if err != nil {
+				s.log.Error("cannot read", "path", p, "error", err)
+				s.a.stats.badRecord("unreadable")
+				continue
+			}
+			infos = append(infos, found...)
+		}
+		for _, info := range infos {
+			if opened[info.Key] {
+				continue
+			}
+			opened[info.Key] = true
+			ss := s.a.claimStream(info.Key, s.cfg.Name, s.cfg.Format, info.Path, info.Path)
+			byKey[info.Key] = ss
+			var parent *streamState
+			if info.Parent != "" {
+				parent = byKey[info.Parent]
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if parent != nil {
+					// Parents first: a fork's run is created after its
+					// parent's, and the parent's data leads.
+					select {
+					case <-parent.firstCommit:
+					case <-ctx.Done():
+						return
+					}
+				}
+				select {
+				case sem <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+				defer func() { <-sem }()
+				if err := s.readStream(ctx, info, ss); err != nil && !errors.Is(err, context.Canceled) {
+					s.log.Error("stream failed", "path", info.Path, "key", info.Key, "error", err)
+					s.a.stats.badRecord("stream_failed")
+				}
+			}()
+		}
+		if !s.a.opts.Follow {
+			wg.Wait()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
+	}
+}
+
+// readStream reads one stream of a stream format.
+func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *streamState) error {
+	ss.mu.Lock()
+	resume, state := ss.committed.Pos, ss.committed.ParserState
+	ss.mu.Unlock()
+	defer ss.firstOnce.Do(func() { close(ss.firstCommit) })
+	st, err := s.stream.Open(info, resume, state, s.parserOptions(info.Path))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	poll := s.a.opts.Watch.PollInterval
+	if poll <= 0 {
+		poll = time.Second
+	}
+	var evs []event.Event
+	for {
+		if err := s.a.budget.wait(ctx); err != nil {
+			return err
+		}
+		c, err := st.Next(ctx, evs[:0])
+		if len(c.Events) > 0 || (c.End != (event.Position{}) && resume.Less(c.End)) {
+			ch := &chunk{end: c.End, state: c.State, bytes: c.Bytes}
+			ch.refs.Store(1)
+			ss.push(ch)
+			s.a.stats.RecordsRead.Add(int64(len(c.Events)))
+			s.a.routeChunk(s, ss, ch, c.Events)
+			ch.refs.Add(-1)
+			resume = c.End
+			evs = c.Events
+			clear(evs)
+		}
+		switch {
+		case err == nil:
+			continue
+		case errors.Is(err, io.EOF):
+			if !s.a.opts.Follow {
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(poll):
+			}
+		default:
+			return err
+		}
+	}
+}
+
+// readConfigFiles merges the sidecar config files of a metric file.
+func (s *sourceRT) readConfigFiles(path string) map[string]any {
+	if s.a.opts.ReadConfigFile == nil {
+		return nil
+	}
+	out := map[string]any{}
+	dir := filepath.Dir(path)
+	for _, g := range s.cfg.ConfigFiles {
+		matches, _ := filepath.Glob(filepath.Join(dir, g))
+		sort.Strings(matches)
+		for _, m := range matches {
+			doc, err := s.a.opts.ReadConfigFile(m)
+			if err != nil {
+				s.log.Warn("cannot read config file", "path", m, "error", err)
+				continue
+			}
+			out = deepMerge(out, doc)
+		}
+	}
+	return out
+}

@@ -1,0 +1,177 @@
+// Command mlop-agent ships the metric files of training jobs — and Neptune
+// data — to an mlop (pluto) server, without changing the training code.
+//
+// Usage: mlop-agent <command> [flags]; mlop-agent help for the list.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/mlop-ai/mlop-agent/agent"
+)
+
+// version is stamped by the build: -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK         = 0
+	exitError      = 1 // the agent failed
+	exitUsage      = 2 // bad flags or configuration
+	exitRejected   = 3 // a backfill finished but the server rejected some data
+	exitIncomplete = 4 // stopped before everything was delivered (it resumes next time)
+)
+
+// usageError is a problem with how the command was called; main prints it
+// with a hint.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"run", "follow the configured files and ship new data until stopped", cmdRun},
+		{"backfill", "ship everything in the configured files, finish the runs, exit", cmdBackfill},
+		{"check", "validate the configuration (and the server and key, unless --offline)", cmdCheck},
+		{"version", "print the version", cmdVersion},
+	}
+}
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func topUsage(w io.Writer) {
+	fmt.Fprintf(w, "mlop-agent %s — ship training metrics and Neptune data to mlop, no code changes\n\n", version)
+	fmt.Fprintf(w, "Usage:\n  mlop-agent <command> [flags]\n\nCommands:\n")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "\nExamples:\n  mlop-agent check -c agent.yaml\n  mlop-agent run -c agent.yaml\n  mlop-agent backfill -c agent.yaml\n\nRun 'mlop-agent <command> -h' for a command's flags.\n")
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		topUsage(stdout)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "-v" || args[0] == "--version" {
+		args[0] = "version"
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == args[0] {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "mlop-agent: unknown command %q\n\n", args[0])
+		topUsage(stderr)
+		return exitUsage
+	}
+
+	ctx, stop := signalContext()
+	defer stop()
+	err := cmd.run(ctx, args[1:], stdout, stderr)
+	return exitCode(err, cmd.name, stderr)
+}
+
+// exitCode maps a command's error to the process exit code, printing it.
+func exitCode(err error, name string, stderr io.Writer) int {
+	var ue *usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "mlop-agent %s: %v\nRun 'mlop-agent %s -h' for help.\n", name, err, name)
+		return exitUsage
+	case errors.Is(err, errConfig):
+		fmt.Fprintf(stderr, "%v\n", err)
+		return exitUsage
+	case errors.Is(err, agent.ErrRejected):
+		fmt.Fprintf(stderr, "mlop-agent %s: %v\n", name, err)
+		return exitRejected
+	case errors.Is(err, agent.ErrIncomplete):
+		fmt.Fprintf(stderr, "mlop-agent %s: %v; run it again to continue where it stopped\n", name, err)
+		return exitIncomplete
+	default:
+		fmt.Fprintf(stderr, "mlop-agent %s: %v\n", name, err)
+		return exitError
+	}
+}
+
+// stopper lets the second signal reach the running agent.
+var abortHook = func() {}
+
+// signalContext ends the context at the first SIGINT/SIGTERM; a second
+// signal calls abortHook (the agent stops draining at once).
+func signalContext() (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-ch:
+				n++
+				if n == 1 {
+					cancel()
+				} else {
+					abortHook()
+				}
+			case <-done:
+				return
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		close(done)
+		cancel()
+	}
+}
+
+func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("version", "Print the version.", "mlop-agent version", stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "mlop-agent %s\n", version)
+	return nil
+}
+
+// newFlagSet makes a command's flag set with a usage text that shows an
+// example.
+func newFlagSet(name, about, example string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		w := fs.Output()
+		fmt.Fprintf(w, "Usage: mlop-agent %s [flags]\n\n%s\n\nFlags:\n", name, about)
+		fs.PrintDefaults()
+		fmt.Fprintf(w, "\nExample:\n  %s\n", example)
+	}
+	return fs
+}
