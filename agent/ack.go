@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"context"
+	"encoding/json"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,11 +75,14 @@ type streamState struct {
 	path    string
 	runPath string
 
-	mu        sync.Mutex
-	pending   []*chunk // read, not committed, in order
-	committed checkpoint.Stream
-	dirty     bool // committed changed since the last save
-	closed    bool // no more chunks will come (the reader finished with it)
+	mu           sync.Mutex
+	cond         *sync.Cond // signalled when pending shrinks; guarded by mu
+	pending      []*chunk   // read, not committed, in order
+	pendingBytes int64      // input bytes of pending
+	enc          []byte     // the committed entry as last encoded for the state file
+	committed    checkpoint.Stream
+	dirty        bool // committed changed since the last save
+	closed       bool // no more chunks will come (the reader finished with it)
 
 	// sent marks, per run, the last non-idempotent event delivered. Guarded
 	// by mu; updated by senders, saved by the checkpointer.
@@ -116,7 +121,16 @@ func newStreamState(cp checkpoint.Stream) *streamState {
 		s.skipBefore[k] = v
 	}
 	s.lastTime.Store(cp.LastTime)
+	s.cond = sync.NewCond(&s.mu)
+	s.dirty = true
 	return s
+}
+
+// currentPath is where the stream was last seen.
+func (s *streamState) currentPath() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.path
 }
 
 // noteRun remembers that the stream feeds a run.
@@ -144,7 +158,33 @@ func (s *streamState) runRefs() []checkpoint.RunRef {
 func (s *streamState) push(c *chunk) {
 	s.mu.Lock()
 	s.pending = append(s.pending, c)
+	s.pendingBytes += c.bytes
 	s.mu.Unlock()
+}
+
+// waitWindow blocks while the stream has more than limit input bytes read
+// but not committed. It bounds how much acknowledged data can pile up
+// behind one slow batch, and so how much a crash can make the agent send
+// again.
+func (s *streamState) waitWindow(ctx context.Context, limit int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pendingBytes <= limit || len(s.pending) == 0 {
+		return nil
+	}
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	for s.pendingBytes > limit && len(s.pending) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		s.cond.Wait()
+	}
+	return nil
 }
 
 // advance pops the leading chunks that have no references left and moves
@@ -172,9 +212,13 @@ func (s *streamState) advance() bool {
 		s.committed.Size = c.size
 	}
 	s.firstOnce.Do(func() { close(s.firstCommit) })
+	for _, done := range s.pending[:i] {
+		s.pendingBytes -= done.bytes
+	}
 	clear(s.pending[:i])
 	s.pending = s.pending[i:]
 	s.dirty = true
+	s.cond.Broadcast()
 	return true
 }
 
@@ -207,10 +251,25 @@ func (s *streamState) alreadySent(run string, m checkpoint.Mark) bool {
 	return ok && !last.Less(m)
 }
 
-// snapshot returns the committed entry to save.
-func (s *streamState) snapshot() checkpoint.Stream {
+// encoded returns the committed entry encoded for the state file, and
+// whether it changed since the last call.
+func (s *streamState) encoded() ([]byte, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.dirty && s.enc != nil {
+		return s.enc, false, nil
+	}
+	cp := s.snapshotLocked()
+	b, err := json.Marshal(cp)
+	if err != nil {
+		return nil, false, err
+	}
+	s.enc, s.dirty = b, false
+	return b, true, nil
+}
+
+// snapshotLocked returns the committed entry. Called with mu held.
+func (s *streamState) snapshotLocked() checkpoint.Stream {
 	cp := s.committed
 	cp.Key, cp.Source, cp.Path, cp.RunPath = s.key, s.source, s.path, s.runPath
 	if len(s.sent) > 0 {
@@ -226,6 +285,5 @@ func (s *streamState) snapshot() checkpoint.Stream {
 		cp.Done = true
 	}
 	cp.Updated = time.Now().UTC()
-	s.dirty = false
 	return cp
 }

@@ -60,6 +60,9 @@ type Agent struct {
 	saveLock    sync.Mutex    // serialises saves
 	lastSave    atomic.Int64  // unix ms of the last durable save
 	forkWaiters map[string][]*runState
+	runsDirty   atomic.Bool // a run's persisted view changed
+	forceSave   atomic.Bool // write even if nothing changed (after a failed save)
+	loadedEnc   []loadedEntry
 	saveReq     chan struct{}
 	saveMu      sync.Mutex
 	saveCond    *sync.Cond
@@ -125,6 +128,12 @@ func (a *Agent) fail(err error) {
 		a.fatal = err
 		close(a.fatalCh)
 	})
+}
+
+// loadedEntry is the encoding of a checkpointed stream not claimed yet.
+type loadedEntry struct {
+	key string
+	enc []byte
 }
 
 func runKey(project, externalID string) string { return project + "\x00" + externalID }

@@ -155,6 +155,7 @@ func (a *Agent) addEvent(src *sourceRT, ss *streamState, r *runState, c *chunk, 
 		if ev.Time > r.lastTime {
 			r.lastTime = ev.Time
 		}
+		r.encDirty = true
 	}
 	mark := checkpoint.Mark{Pos: ev.Pos, Index: idx}
 	switch ev.Kind {

@@ -132,6 +132,9 @@ type runState struct {
 	cancelled    bool // the server answered a heartbeat with CANCELLED
 	touched      bool // received events in this process
 	points       int64
+
+	enc      []byte // the persisted view as last encoded
+	encDirty bool   // the persisted view changed since
 }
 
 // dataPending reports whether data (not control) work remains. Called with

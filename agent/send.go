@@ -73,14 +73,14 @@ func (a *Agent) schedule(r *runState) []job {
 				if r.inflight[k] >= maxMetricBatchesInFlight {
 					break
 				}
-			} else {
-				if r.inflight[k] > 0 {
-					break
-				}
-				if r.barrier > a.saveGen.Load() {
-					a.awaitSave(r)
-					break
-				}
+			} else if r.inflight[k] > 0 {
+				break
+			}
+			// What the server acknowledged must be durably checkpointed
+			// before more is sent, so a crash re-sends little (docs/design.md §2).
+			if r.barrier > a.saveGen.Load() {
+				a.awaitSave(r)
+				break
 			}
 			r.queue[k][0] = nil
 			r.queue[k] = r.queue[k][1:]
@@ -193,8 +193,8 @@ func (a *Agent) send(r *runState, b *batch) {
 			for _, m := range b.marks {
 				m.s.markSent(r.key, m.m)
 			}
-			r.barrier = a.requestSave()
 		}
+		r.barrier = a.requestSave()
 		for _, m := range b.marks {
 			if m.s.lastTime.Load() < b.newest {
 				m.s.lastTime.Store(b.newest)
@@ -314,6 +314,8 @@ func (a *Agent) control(r *runState) {
 		}
 		r.mu.Lock()
 		r.runID, r.url, r.created = run.ID, run.URL, true
+		r.encDirty = true
+		a.runsDirty.Store(true)
 		if run.Resumed {
 			a.stats.RunsResumed.Add(1)
 			if len(r.tags) > 0 {
@@ -379,6 +381,10 @@ func (a *Agent) control(r *runState) {
 			a.requeueControl(r, func() { r.tagsDirty = true; r.tagRefs.merge(tagRefs) })
 			return
 		}
+		r.mu.Lock()
+		r.encDirty = true
+		r.mu.Unlock()
+		a.runsDirty.Store(true)
 	}
 	tagRefs.release()
 
@@ -404,6 +410,8 @@ func (a *Agent) control(r *runState) {
 		finishRefs.release()
 		r.mu.Lock()
 		r.finished = finish
+		r.encDirty = true
+		a.runsDirty.Store(true)
 		name := r.name
 		r.mu.Unlock()
 		a.stats.RunsFinished.Add(1)

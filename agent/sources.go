@@ -42,10 +42,11 @@ type sourceRT struct {
 
 // lineStream is one file generation of a line source.
 type lineStream struct {
-	ss     *streamState
-	parser parsers.Parser
-	state  parsers.Stateful // nil when the parser has no state
-	evs    []event.Event
+	ss      *streamState
+	lastEnd int64 // offset after the previous chunk
+	parser  parsers.Parser
+	state   parsers.Stateful // nil when the parser has no state
+	evs     []event.Event
 }
 
 // buildSources resolves formats and templates before anything starts.
@@ -149,7 +150,10 @@ func (a *Agent) claimStream(key, source, format, path, runPath string) *streamSt
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if ss, ok := a.streams[key]; ok {
+		ss.mu.Lock()
 		ss.path = path
+		ss.dirty = true
+		ss.mu.Unlock()
 		return ss
 	}
 	cp, ok := a.loaded[key]
@@ -162,7 +166,7 @@ func (a *Agent) claimStream(key, source, format, path, runPath string) *streamSt
 		cp.RunPath = runPath
 	}
 	ss := newStreamState(cp)
-	ss.path, ss.format = path, format
+	ss.path, ss.format = path, format // not shared yet
 	a.streams[key] = ss
 	return ss
 }
@@ -215,7 +219,7 @@ func (s *sourceRT) StreamOpened(_ context.Context, info watcher.StreamInfo) erro
 	if err != nil {
 		return fmt.Errorf("parser for %s: %w", info.Path, err)
 	}
-	ls := &lineStream{ss: ss, parser: p}
+	ls := &lineStream{ss: ss, parser: p, lastEnd: info.Offset}
 	if st, ok := p.(parsers.Stateful); ok {
 		ls.state = st
 		if info.Resumed {
@@ -242,10 +246,13 @@ func (s *sourceRT) StreamChunk(ctx context.Context, c *watcher.Chunk) error {
 	if ls == nil {
 		return fmt.Errorf("chunk for unknown stream %s", c.Key)
 	}
+	ss := ls.ss
 	if err := s.a.budget.wait(ctx); err != nil {
 		return err
 	}
-	ss := ls.ss
+	if err := ss.waitWindow(ctx, s.a.window()); err != nil {
+		return err
+	}
 	ls.evs = ls.evs[:0]
 	for i := range c.Records {
 		rec := &c.Records[i]
@@ -256,7 +263,9 @@ func (s *sourceRT) StreamChunk(ctx context.Context, c *watcher.Chunk) error {
 		}
 	}
 	s.a.stats.RecordsRead.Add(int64(len(c.Records)))
-	ch := &chunk{end: event.Position{Offset: c.End}, line: c.Line, marker: c.Marker, markerN: c.MarkerLen, size: c.Size}
+	ch := &chunk{end: event.Position{Offset: c.End}, line: c.Line, marker: c.Marker, markerN: c.MarkerLen, size: c.Size,
+		bytes: max(c.End-ls.lastEnd, 0)}
+	ls.lastEnd = c.End
 	if ls.state != nil {
 		st, err := ls.state.State()
 		if err != nil {
@@ -297,7 +306,7 @@ func (s *sourceRT) StreamClosed(_ context.Context, key, reason string) error {
 // logs it (at most maxBadLogsPerSecond lines a second per source).
 func (s *sourceRT) badRecord(ss *streamState, line int64, reason string, err error, data []byte) {
 	s.a.stats.badRecord(reason)
-	s.a.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: ss.path, Line: line, Reason: reason, Error: err.Error(), Data: string(data)})
+	s.a.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: ss.currentPath(), Line: line, Reason: reason, Error: err.Error(), Data: string(data)})
 	s.logBad(ss, line, reason, err)
 }
 
@@ -316,7 +325,7 @@ func (s *sourceRT) logBad(ss *streamState, line int64, reason string, err error)
 		s.badQuiet++
 		return
 	}
-	s.log.Warn("bad record skipped", "file", fmt.Sprintf("%s:%d", ss.path, line), "reason", reason, "error", err)
+	s.log.Warn("bad record skipped", "file", fmt.Sprintf("%s:%d", ss.currentPath(), line), "reason", reason, "error", err)
 }
 
 const maxBadLogsPerSecond = 20
@@ -324,7 +333,7 @@ const maxBadLogsPerSecond = 20
 // badEvent reports an event the server would reject.
 func (s *sourceRT) badEvent(ss *streamState, ev *event.Event, err error) {
 	s.a.stats.badRecord("invalid_event")
-	s.a.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: ss.path, Reason: "invalid_event", Error: err.Error(), Kind: ev.Kind.String()})
+	s.a.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: ss.currentPath(), Reason: "invalid_event", Error: err.Error(), Kind: ev.Kind.String()})
 	s.logBad(ss, 0, "invalid_event", err)
 }
 
@@ -425,6 +434,9 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *
 		if err := s.a.budget.wait(ctx); err != nil {
 			return err
 		}
+		if err := ss.waitWindow(ctx, s.a.window()); err != nil {
+			return err
+		}
 		c, err := st.Next(ctx, evs[:0])
 		if len(c.Events) > 0 || (c.End != (event.Position{}) && resume.Less(c.End)) {
 			ch := &chunk{end: c.End, state: c.State, bytes: c.Bytes}
@@ -454,6 +466,9 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *
 		}
 	}
 }
+
+// window is how many input bytes a stream may have read but not committed.
+func (a *Agent) window() int64 { return 4 * int64(a.opts.Batch.MaxBytes) }
 
 // readConfigFiles merges the sidecar config files of a metric file.
 func (s *sourceRT) readConfigFiles(path string) map[string]any {

@@ -173,6 +173,42 @@ func (s *Store) Save(st *State) error {
 	return nil
 }
 
+// SaveEncoded replaces the state file with already-encoded stream and run
+// entries (each one JSON object as Save would encode it). The agent keeps
+// the encoding of every entry that did not change since the last save, so
+// a save costs what changed plus one write.
+func (s *Store) SaveEncoded(streams, runs [][]byte) error {
+	var b bytes.Buffer
+	b.Grow(64 + sumLen(streams) + sumLen(runs) + len(streams) + len(runs))
+	fmt.Fprintf(&b, `{"version":%d,"saved_at":%q,"streams":[`, Version, time.Now().UTC().Format(time.RFC3339Nano))
+	for i, e := range streams {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(e)
+	}
+	b.WriteString(`],"runs":[`)
+	for i, e := range runs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(e)
+	}
+	b.WriteString("]}")
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.dir, FileName), b.Bytes(), 0o600); err != nil {
+		return fmt.Errorf("save state: %w", err)
+	}
+	return nil
+}
+
+func sumLen(bs [][]byte) int {
+	n := 0
+	for _, b := range bs {
+		n += len(b)
+	}
+	return n
+}
+
 // Close releases the lock. It is safe to call twice.
 func (s *Store) Close() error {
 	if s.lock == nil {

@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -98,5 +99,33 @@ func TestMarkLess(t *testing.T) {
 	c := Mark{Pos: event.Position{Offset: 11}}
 	if !a.Less(b) || !b.Less(c) || c.Less(a) || a.Less(a) {
 		t.Error("Mark.Less order wrong")
+	}
+}
+
+func TestSaveEncoded(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	a, _ := json.Marshal(Stream{Key: "a", Pos: event.Position{Offset: 7}})
+	b, _ := json.Marshal(Stream{Key: "b"})
+	r, _ := json.Marshal(Run{ExternalID: "x", RunID: 3})
+	if err := s.SaveEncoded([][]byte{a, b}, [][]byte{r}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Streams) != 2 || got.Streams[0].Pos.Offset != 7 || len(got.Runs) != 1 || got.Runs[0].RunID != 3 {
+		t.Errorf("got %+v", got)
+	}
+	if err := s.SaveEncoded(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Load(); err != nil || len(got.Streams) != 0 {
+		t.Errorf("empty save: %+v, %v", got, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,7 +22,9 @@ import (
 	"github.com/mlop-ai/mlop-agent/internal/mlopfake"
 )
 
-var agentBin string
+// agentBin is the binary under test (built with -race when the tests are);
+// agentBinPlain is built without -race, for memory measurements.
+var agentBin, agentBinPlain string
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "mlop-agent-e2e")
@@ -38,6 +41,16 @@ func TestMain(m *testing.M) {
 	if err := cmd.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build mlop-agent:", err)
 		os.Exit(1)
+	}
+	agentBinPlain = agentBin
+	if raceEnabled {
+		agentBinPlain = filepath.Join(dir, "mlop-agent-plain")
+		cmd := exec.Command("go", "build", "-o", agentBinPlain, ".")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build mlop-agent:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -83,13 +96,36 @@ watch:
 // agentProc is a running mlop-agent.
 type agentProc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	done   chan error
+}
+
+// syncBuffer is a bytes.Buffer safe to read while the process writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func startAgent(t *testing.T, args ...string) *agentProc {
 	t.Helper()
-	p := &agentProc{cmd: exec.Command(agentBin, args...), stderr: &bytes.Buffer{}, done: make(chan error, 1)}
+	return startBinary(t, agentBin, args...)
+}
+
+func startBinary(t *testing.T, bin string, args ...string) *agentProc {
+	t.Helper()
+	p := &agentProc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan error, 1)}
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	if err := p.cmd.Start(); err != nil {
