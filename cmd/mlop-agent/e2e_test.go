@@ -370,6 +370,59 @@ sources:
 	if n := bytes.Count(dead, []byte("\n")); n != 5 {
 		t.Errorf("dead-letter lines = %d, want 5", n)
 	}
+	// The checkpoint moved past the bad lines: a second backfill neither
+	// reports nor dead-letters them again.
+	code, out = execAgent(t, 60*time.Second, "backfill", "-c", cfg)
+	if code != 0 || strings.Contains(out, "bad record") {
+		t.Errorf("second backfill: exit %d, output:\n%.2000s", code, out)
+	}
+	if dead2, _ := os.ReadFile(filepath.Join(dir, "dead.jsonl")); len(dead2) != len(dead) {
+		t.Errorf("second backfill dead-lettered again")
+	}
+}
+
+// TestShutdown: with the server unreachable, SIGTERM waits at most
+// shutdown_timeout and exits 4 (data left for next time); a second signal
+// ends the wait at once; the next start delivers everything.
+func TestShutdown(t *testing.T) {
+	srv := startFake(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.jsonl")
+	cfg := writeConfig(t, dir, srv, fmt.Sprintf("sources:\n  - name: s\n    format: jsonl\n    paths: [\"%s\"]\n", path))
+	// shutdown_timeout is 10s in writeConfig.
+	for _, second := range []bool{false, true} {
+		srv.Down(mlopfake.AllServices...)
+		appendFile(t, path, fmt.Sprintf(`{"step": %d, "x": 1}`+"\n", map[bool]int{false: 1, true: 2}[second]))
+		p := startAgent(t, "run", "-c", cfg)
+		time.Sleep(500 * time.Millisecond)
+		start := time.Now()
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		if second {
+			time.Sleep(300 * time.Millisecond)
+			p.cmd.Process.Signal(syscall.SIGTERM)
+		}
+		code := p.wait(t, 20*time.Second)
+		took := time.Since(start)
+		if code != exitIncomplete {
+			t.Fatalf("exit %d, want %d (incomplete):\n%s", code, exitIncomplete, p.stderr)
+		}
+		if second && took > 5*time.Second {
+			t.Errorf("a second signal took %v to stop the drain", took)
+		}
+		if !second && (took < 9*time.Second || took > 15*time.Second) {
+			t.Errorf("drain with the server down took %v, want about shutdown_timeout (10s)", took)
+		}
+		if err := srv.Up(mlopfake.AllServices...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, out := execAgent(t, 30*time.Second, "backfill", "-c", cfg)
+	if code != 0 {
+		t.Fatalf("backfill after the outage: exit %d\n%s", code, out)
+	}
+	if got := metricCount(srv, "s", "x"); got != 2 {
+		t.Errorf("points after the outage = %d, want 2", got)
+	}
 }
 
 func TestCheckNamesMisspelledKey(t *testing.T) {
