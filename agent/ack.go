@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ type chunk struct {
 	state   []byte // parser state after the chunk
 	size    int64  // file size when read
 	bytes   int64  // bytes of input, for progress
+	readAt  time.Time
 	refs    atomic.Int64
 }
 
@@ -126,6 +128,26 @@ func newStreamState(cp checkpoint.Stream) *streamState {
 	return s
 }
 
+// lag returns how far the stream is behind: the file size minus the
+// committed offset (line files), and the age of its oldest uncommitted
+// chunk.
+func (s *streamState) lag(now time.Time) (path string, bytes int64, oldest time.Time) {
+	s.mu.Lock()
+	path, off := s.path, s.committed.Pos.Offset
+	if len(s.pending) > 0 {
+		oldest = s.pending[0].readAt
+	}
+	fp := s.committed.Fingerprint
+	done := s.doneWhenIdle
+	s.mu.Unlock()
+	if fp != "" && !done {
+		if fi, err := os.Stat(path); err == nil && fi.Size() > off {
+			bytes = fi.Size() - off
+		}
+	}
+	return path, bytes, oldest
+}
+
 // currentPath is where the stream was last seen.
 func (s *streamState) currentPath() string {
 	s.mu.Lock()
@@ -156,6 +178,7 @@ func (s *streamState) runRefs() []checkpoint.RunRef {
 // push records a chunk whose events are being dispatched. The caller holds
 // one reference of its own until dispatch is complete.
 func (s *streamState) push(c *chunk) {
+	c.readAt = time.Now()
 	s.mu.Lock()
 	s.pending = append(s.pending, c)
 	s.pendingBytes += c.bytes

@@ -16,6 +16,7 @@ import (
 
 	"github.com/mlop-ai/mlop-agent/checkpoint"
 	"github.com/mlop-ai/mlop-agent/event"
+	"github.com/mlop-ai/mlop-agent/internal/telemetry"
 	"github.com/mlop-ai/mlop-agent/sink"
 )
 
@@ -32,6 +33,7 @@ var ErrIncomplete = errors.New("stopped before all data was delivered")
 type Agent struct {
 	opts   Options
 	log    *slog.Logger
+	tel    *telemetry.Telemetry // nil-safe
 	client Client
 	store  *checkpoint.Store
 	now    func() time.Time
@@ -60,6 +62,7 @@ type Agent struct {
 	saveLock    sync.Mutex    // serialises saves
 	lastSave    atomic.Int64  // unix ms of the last durable save
 	forkWaiters map[string][]*runState
+	srcs        []*sourceRT // set by New, never changed
 	runsDirty   atomic.Bool // a run's persisted view changed
 	forceSave   atomic.Bool // write even if nothing changed (after a failed save)
 	loadedEnc   []loadedEntry
@@ -70,6 +73,25 @@ type Agent struct {
 	fatal       error
 	fatalCh     chan struct{}
 	aborted     atomic.Bool
+
+	finishing  atomic.Bool
+	finishCh   chan struct{}
+	finishOnce sync.Once
+}
+
+// Finish makes a following agent read every file to its end, deliver
+// everything, finish the runs and return nil from Run, as a backfill
+// would (a sidecar whose training job is done). Safe from any goroutine.
+func (a *Agent) Finish() {
+	a.finishOnce.Do(func() {
+		a.finishing.Store(true)
+		close(a.finishCh)
+		for _, s := range a.srcs {
+			if t := s.tailer.Load(); t != nil {
+				t.Finish()
+			}
+		}
+	})
 }
 
 // New prepares an agent: it validates options and opens (and locks) the
@@ -78,11 +100,18 @@ func New(opts Options, client Client) (*Agent, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	store, err := checkpoint.Open(opts.StateDir)
-	if err != nil {
-		return nil, err
+	var store *checkpoint.Store
+	if !opts.DryRun {
+		var err error
+		if store, err = checkpoint.Open(opts.StateDir); err != nil {
+			return nil, err
+		}
 	}
-	dlq, err := openDeadLetter(opts.DeadLetterPath)
+	deadPath := opts.DeadLetterPath
+	if opts.DryRun {
+		deadPath = ""
+	}
+	dlq, err := openDeadLetter(deadPath)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -105,8 +134,17 @@ func New(opts Options, client Client) (*Agent, error) {
 		forkWaiters: map[string][]*runState{},
 		saveReq:     make(chan struct{}, 1),
 		fatalCh:     make(chan struct{}),
+		finishCh:    make(chan struct{}),
 	}
 	a.saveCond = sync.NewCond(&a.saveMu)
+	var err2 error
+	if a.srcs, err2 = a.buildSources(); err2 != nil {
+		if store != nil {
+			store.Close()
+		}
+		dlq.close()
+		return nil, err2
+	}
 	return a, nil
 }
 
@@ -143,15 +181,20 @@ func runKey(project, externalID string) string { return project + "\x00" + exter
 // end, delivers everything and finishes the runs. It always writes a final
 // checkpoint and releases the state directory.
 func (a *Agent) Run(ctx context.Context) (err error) {
-	defer a.store.Close()
+	if a.store != nil {
+		defer a.store.Close()
+	}
 	defer a.dlq.close()
 	if err := a.loadState(); err != nil {
 		return err
 	}
-	srcs, err := a.buildSources()
-	if err != nil {
-		return err
+	if a.opts.OnStateLoaded != nil {
+		a.opts.OnStateLoaded()
 	}
+	a.tel.BufferLimit(a.opts.BufferBytes)
+	a.tel.SetLagFunc(a.lags)
+	defer a.tel.SetLagFunc(nil)
+	srcs := a.srcs
 
 	a.workCtx, a.cancelWork = context.WithCancel(context.WithoutCancel(ctx))
 	defer a.cancelWork()
@@ -169,7 +212,8 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	bgCtx, stopBg := context.WithCancel(a.workCtx)
 	var bg sync.WaitGroup
-	bg.Add(3)
+	bg.Add(4)
+	go func() { defer bg.Done(); a.login(bgCtx) }()
 	go func() { defer bg.Done(); a.lingerLoop(bgCtx) }()
 	go func() { defer bg.Done(); a.checkpointLoop(bgCtx) }()
 	go func() { defer bg.Done(); a.lifecycleLoop(bgCtx) }()
@@ -187,9 +231,24 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	stopRead()
 
 	// Drain: cut every partial batch and wait for the server to take
-	// everything, or for the timeout in follow mode.
+	// everything, or for the timeout in follow mode. A finishing sidecar
+	// waits as long as it takes, unless it is told to stop.
+	finishing := a.finishing.Load()
 	drainCtx := a.workCtx
-	if a.opts.Follow {
+	if finishing {
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-a.workCtx.Done():
+				return
+			}
+			select {
+			case <-time.After(a.opts.ShutdownTimeout):
+				a.cancelWork()
+			case <-a.workCtx.Done():
+			}
+		}()
+	} else if a.opts.Follow {
 		var cancel context.CancelFunc
 		drainCtx, cancel = context.WithTimeout(a.workCtx, a.opts.ShutdownTimeout)
 		defer cancel()
@@ -197,7 +256,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 			a.log.Info("stopping: delivering buffered data", "timeout", a.opts.ShutdownTimeout)
 		}
 	}
-	drained := a.drain(drainCtx, !a.opts.Follow && readErr == nil)
+	drained := a.drain(drainCtx, (!a.opts.Follow || finishing) && readErr == nil)
 
 	a.cancelWork()
 	a.jobs.close()
@@ -219,7 +278,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if !drained {
 		return ErrIncomplete
 	}
-	if !a.opts.Follow && a.stats.LinesRejected.Load() > 0 {
+	if (!a.opts.Follow || finishing) && a.stats.LinesRejected.Load() > 0 {
 		return ErrRejected
 	}
 	if !a.opts.Follow && errors.Is(readErr, context.Canceled) {
@@ -371,7 +430,7 @@ func (a *Agent) finishUntouched() {
 
 // loadState reads the checkpoint.
 func (a *Agent) loadState() error {
-	st, err := a.store.Load()
+	st, err := checkpoint.Read(a.opts.StateDir)
 	if err != nil {
 		return err
 	}

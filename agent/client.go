@@ -10,6 +10,7 @@ import (
 // Client is what the agent needs from the mlop server. *mlop.Client
 // implements it; tests may wrap one to inject failures.
 type Client interface {
+	Login(ctx context.Context) (string, error)
 	CreateRun(ctx context.Context, spec mlop.CreateRun) (mlop.Run, error)
 	UpdateStatus(ctx context.Context, runID int64, status string, statusUpdated int64) error
 	AddLogNames(ctx context.Context, runID int64, logType string, names []string) error

@@ -159,7 +159,7 @@ func (a *Agent) saveNow() error {
 		}
 		r.mu.Unlock()
 	}
-	if changed {
+	if changed && a.store != nil {
 		a.mu.Lock()
 		for k, r := range a.knownRuns {
 			if !seen[k] {
@@ -169,10 +169,13 @@ func (a *Agent) saveNow() error {
 			}
 		}
 		a.mu.Unlock()
+		start := time.Now()
 		if err := a.store.SaveEncoded(encStreams, encRuns); err != nil {
 			a.forceSave.Store(true)
+			a.tel.CheckpointFailed()
 			return err
 		}
+		a.tel.CheckpointSaved(time.Now(), time.Since(start))
 		a.lastSave.Store(a.now().UnixMilli())
 	}
 	a.saveGen.Store(gen)
@@ -213,9 +216,21 @@ func (a *Agent) lifecycleLoop(ctx context.Context) {
 			runs = append(runs, r)
 		}
 		a.mu.Unlock()
+		a.tel.BufferBytes(a.budget.inUse())
+		for _, s := range a.srcs {
+			if t := s.tailer.Load(); t != nil {
+				w, o := t.Stats()
+				a.tel.FilesWatched(s.cfg.Name, w)
+				a.tel.FilesOpen(s.cfg.Name, o)
+			}
+		}
+		nActive := 0
 		for _, r := range runs {
 			r.mu.Lock()
 			active := r.created && r.finished == "" && r.broken == nil
+			if active {
+				nActive++
+			}
 			beat := active && now.Sub(r.lastBeat) >= a.opts.HeartbeatInterval
 			if beat {
 				r.lastBeat = now
@@ -245,6 +260,7 @@ func (a *Agent) lifecycleLoop(ctx context.Context) {
 				}
 			}
 		}
+		a.tel.RunsActive(nActive)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/mlop-ai/mlop-agent/internal/telemetry"
 )
 
 // Options configure an Agent. They are plain Go values: cmd/mlop-agent
@@ -19,6 +21,11 @@ type Options struct {
 
 	Sources []Source
 
+	// DryRun reads and maps everything but moves no checkpoint: the state
+	// directory is read, never locked or written. Pair it with a Client
+	// that sends nothing.
+	DryRun bool
+
 	Batch              BatchOptions
 	MaxInFlight        int           // concurrent requests in total
 	BufferBytes        int64         // memory budget for read-but-unacknowledged data
@@ -28,6 +35,11 @@ type Options struct {
 	DeadLetterPath     string        // rejected records are appended here ("" = off)
 	Watch              WatchOptions
 	UploadRoots        []string // files outside these directories are never uploaded
+
+	// Telemetry receives the agent's self-metrics; nil disables them.
+	Telemetry *telemetry.Telemetry
+	// OnStateLoaded is called once the checkpoint has been read (readiness).
+	OnStateLoaded func()
 
 	// ReadConfigFile decodes a sidecar config file (YAML or JSON) for
 	// run.config_files; nil disables them.

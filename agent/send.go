@@ -128,6 +128,13 @@ func (a *Agent) dropAll(r *runState) {
 // counted, and stop holding the checkpoint back.
 func (a *Agent) reject(r *runState, b *batch, err error) {
 	a.stats.reject(max(b.lines, 1), fmt.Sprintf("run %q: %s: %v", r.name, b.kind, err))
+	a.tel.LinesRejected(endpointOf(b.kind), max(b.lines, 1))
+	if st := statusOf(err); st > 0 {
+		a.tel.Failure(endpointOf(b.kind), st)
+	}
+	if a.dlq != nil {
+		a.tel.DeadLettered(max(b.lines, len(b.files)))
+	}
 	if a.dlq != nil {
 		if b.kind == kFiles {
 			for _, f := range b.files {
@@ -189,6 +196,9 @@ func (a *Agent) send(r *runState, b *batch) {
 	case err == nil:
 		a.stats.LinesSent[b.kind].Add(int64(b.lines))
 		a.stats.PointsSent.Add(int64(b.points))
+		a.tel.LinesSent(endpointOf(b.kind), b.lines)
+		a.tel.PointsSent(b.points)
+		a.tel.BatchSize(endpointOf(b.kind), b.lines, len(b.body))
 		if !b.kind.idempotent() {
 			for _, m := range b.marks {
 				m.s.markSent(r.key, m.m)
@@ -316,6 +326,7 @@ func (a *Agent) control(r *runState) {
 		r.runID, r.url, r.created = run.ID, run.URL, true
 		r.encDirty = true
 		a.runsDirty.Store(true)
+		a.tel.RunCreated(run.Resumed)
 		if run.Resumed {
 			a.stats.RunsResumed.Add(1)
 			if len(r.tags) > 0 {
@@ -415,6 +426,7 @@ func (a *Agent) control(r *runState) {
 		name := r.name
 		r.mu.Unlock()
 		a.stats.RunsFinished.Add(1)
+		a.tel.RunFinished(finish)
 		a.log.Info("run finished", "run", name, "run_id", runID, "status", finish)
 	}
 

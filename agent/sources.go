@@ -10,12 +10,14 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mlop-ai/mlop-agent/checkpoint"
 	"github.com/mlop-ai/mlop-agent/event"
+	"github.com/mlop-ai/mlop-agent/internal/telemetry"
 	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/parsers/presets"
 	"github.com/mlop-ai/mlop-agent/watcher"
@@ -38,6 +40,8 @@ type sourceRT struct {
 
 	// Only the reader goroutine touches lines.
 	lines map[string]*lineStream
+
+	tailer atomic.Pointer[watcher.Tailer] // for file counts
 }
 
 // lineStream is one file generation of a line source.
@@ -194,7 +198,11 @@ func (s *sourceRT) parserOptions(path string) parsers.Options {
 	return parsers.Options{
 		Source: s.cfg.Name, Path: path, StepField: s.cfg.StepField, TimeField: s.cfg.TimeField,
 		RunField: s.cfg.RunField, MaxRecordBytes: a.opts.Watch.MaxLineBytes, StepMultiplier: s.cfg.StepMultiplier,
-		Params: s.cfg.Params, Now: a.now, OnSkip: a.stats.skip,
+		Params: s.cfg.Params, Now: a.now,
+		OnSkip: func(reason string) {
+			a.stats.skip(reason)
+			a.tel.ValueSkipped(s.cfg.Name, reason)
+		},
 	}.WithDefaults()
 }
 
@@ -208,6 +216,10 @@ func (s *sourceRT) runLines(ctx context.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	s.tailer.Store(t)
+	if s.a.finishing.Load() {
+		t.Finish()
 	}
 	return t.Run(ctx, s.a.knownFor(s.cfg.Name), s)
 }
@@ -263,6 +275,7 @@ func (s *sourceRT) StreamChunk(ctx context.Context, c *watcher.Chunk) error {
 		}
 	}
 	s.a.stats.RecordsRead.Add(int64(len(c.Records)))
+	s.a.tel.RecordsRead(s.cfg.Name, len(c.Records))
 	ch := &chunk{end: event.Position{Offset: c.End}, line: c.Line, marker: c.Marker, markerN: c.MarkerLen, size: c.Size,
 		bytes: max(c.End-ls.lastEnd, 0)}
 	ls.lastEnd = c.End
@@ -306,6 +319,10 @@ func (s *sourceRT) StreamClosed(_ context.Context, key, reason string) error {
 // logs it (at most maxBadLogsPerSecond lines a second per source).
 func (s *sourceRT) badRecord(ss *streamState, line int64, reason string, err error, data []byte) {
 	s.a.stats.badRecord(reason)
+	s.a.tel.RecordRejected(s.cfg.Name, reason)
+	if s.a.dlq != nil {
+		s.a.tel.DeadLettered(1)
+	}
 	s.a.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: ss.currentPath(), Line: line, Reason: reason, Error: err.Error(), Data: string(data)})
 	s.logBad(ss, line, reason, err)
 }
@@ -333,6 +350,7 @@ const maxBadLogsPerSecond = 20
 // badEvent reports an event the server would reject.
 func (s *sourceRT) badEvent(ss *streamState, ev *event.Event, err error) {
 	s.a.stats.badRecord("invalid_event")
+	s.a.tel.RecordRejected(s.cfg.Name, "invalid_event")
 	s.a.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: ss.currentPath(), Reason: "invalid_event", Error: err.Error(), Kind: ev.Kind.String()})
 	s.logBad(ss, 0, "invalid_event", err)
 }
@@ -352,6 +370,7 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 		poll = time.Second
 	}
 	byKey := map[string]*streamState{}
+	finished := false
 	for {
 		paths, err := m.GlobAll()
 		if err != nil {
@@ -363,6 +382,7 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 			if err != nil {
 				s.log.Error("cannot read", "path", p, "error", err)
 				s.a.stats.badRecord("unreadable")
+				s.a.tel.RecordRejected(s.cfg.Name, "unreadable")
 				continue
 			}
 			infos = append(infos, found...)
@@ -399,16 +419,19 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 				if err := s.readStream(ctx, info, ss); err != nil && !errors.Is(err, context.Canceled) {
 					s.log.Error("stream failed", "path", info.Path, "key", info.Key, "error", err)
 					s.a.stats.badRecord("stream_failed")
+					s.a.tel.RecordRejected(s.cfg.Name, "stream_failed")
 				}
 			}()
 		}
-		if !s.a.opts.Follow {
+		if !s.a.opts.Follow || finished {
 			wg.Wait()
 			return nil
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-s.a.finishCh:
+			finished = true // one more discovery pass, then read everything to the end
 		case <-time.After(poll):
 		}
 	}
@@ -430,6 +453,7 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *
 		poll = time.Second
 	}
 	var evs []event.Event
+	finishedNow := false
 	for {
 		if err := s.a.budget.wait(ctx); err != nil {
 			return err
@@ -443,22 +467,28 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *
 			ch.refs.Store(1)
 			ss.push(ch)
 			s.a.stats.RecordsRead.Add(int64(len(c.Events)))
+			s.a.tel.RecordsRead(s.cfg.Name, len(c.Events))
 			s.a.routeChunk(s, ss, ch, c.Events)
 			ch.refs.Add(-1)
 			resume = c.End
 			evs = c.Events
 			clear(evs)
 		}
+		if w, ok := st.(parsers.Warner); ok {
+			s.reportWarnings(w)
+		}
 		switch {
 		case err == nil:
 			continue
 		case errors.Is(err, io.EOF):
-			if !s.a.opts.Follow {
+			if !s.a.opts.Follow || finishedNow {
 				return nil
 			}
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-s.a.finishCh:
+				finishedNow = true // read what is there now, then stop
 			case <-time.After(poll):
 			}
 		default:
@@ -469,6 +499,29 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *
 
 // window is how many input bytes a stream may have read but not committed.
 func (a *Agent) window() int64 { return 4 * int64(a.opts.Batch.MaxBytes) }
+
+// reportWarnings logs, counts and dead-letters what a stream format skipped.
+func (s *sourceRT) reportWarnings(w parsers.Warner) {
+	ws, dropped := w.Warnings()
+	for _, x := range ws {
+		s.a.stats.badRecord(x.Reason)
+		s.a.tel.RecordRejected(s.cfg.Name, telemetry.ReasonOther)
+		s.a.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: x.File, Line: x.Pos.Seq, Reason: x.Reason, Error: x.Detail})
+		s.badMu.Lock()
+		if now := time.Now(); now.Sub(s.badLast) >= time.Second {
+			s.badLast, s.badCount = now, 0
+		}
+		s.badCount++
+		show := s.badCount <= maxBadLogsPerSecond
+		s.badMu.Unlock()
+		if show {
+			s.log.Warn("skipped", "at", x.String())
+		}
+	}
+	if dropped > 0 {
+		s.log.Warn("more warnings were dropped", "count", dropped)
+	}
+}
 
 // readConfigFiles merges the sidecar config files of a metric file.
 func (s *sourceRT) readConfigFiles(path string) map[string]any {

@@ -209,9 +209,9 @@ func sumLen(bs [][]byte) int {
 	return n
 }
 
-// Close releases the lock. It is safe to call twice.
+// Close releases the lock. It is safe to call twice, and on a nil Store.
 func (s *Store) Close() error {
-	if s.lock == nil {
+	if s == nil || s.lock == nil {
 		return nil
 	}
 	err := s.lock.Close() // closing the descriptor drops the flock

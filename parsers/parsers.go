@@ -173,6 +173,26 @@ type Stream interface {
 	Close() error
 }
 
+// Warning is something a stream format skipped or could not use: an
+// unknown operation, a corrupt row, a file that no longer exists.
+type Warning struct {
+	File   string         // the file or database it was found in
+	Pos    event.Position // where in the stream
+	Reason string         // a short label from the format's closed set
+	Detail string
+}
+
+func (w Warning) String() string {
+	return fmt.Sprintf("%s:%d: %s: %s", w.File, w.Pos.Seq, w.Reason, w.Detail)
+}
+
+// Warner is implemented by streams that collect warnings. Warnings returns
+// those collected since the previous call and forgets them, with the number
+// dropped because too many piled up.
+type Warner interface {
+	Warnings() (ws []Warning, dropped int)
+}
+
 // Chunk is what one Next call produced.
 type Chunk struct {
 	Events []event.Event

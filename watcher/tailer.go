@@ -17,6 +17,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -171,6 +173,33 @@ type Tailer struct {
 	h       Handler
 	watcher *notifier
 	now     func() time.Time
+
+	finish     chan struct{} // closed by Finish
+	finishOnce sync.Once
+
+	// nWatched and nOpen mirror len(active) and nopen for Stats, which
+	// other goroutines call.
+	nWatched atomic.Int64
+	nOpen    atomic.Int64
+}
+
+// Finish makes a following Run read every file to its current end once
+// more and return nil (a sidecar whose training job is done). Safe to call
+// from any goroutine, more than once.
+func (t *Tailer) Finish() {
+	t.finishOnce.Do(func() { close(t.finish) })
+}
+
+// Stats returns how many files the tailer follows and how many descriptors
+// it holds open. Safe to call from any goroutine.
+func (t *Tailer) Stats() (watched, open int) {
+	return int(t.nWatched.Load()), int(t.nOpen.Load())
+}
+
+// publish updates the counters Stats reads. Called by Run's goroutine.
+func (t *Tailer) publish() {
+	t.nWatched.Store(int64(len(t.active)))
+	t.nOpen.Store(int64(t.nopen))
 }
 
 // New builds a Tailer; the globs are validated here.
@@ -188,6 +217,7 @@ func New(opts Options) (*Tailer, error) {
 		byID:    map[fileID]*stream{},
 		known:   map[string]*Known{},
 		now:     time.Now,
+		finish:  make(chan struct{}),
 	}, nil
 }
 
@@ -224,6 +254,7 @@ func (t *Tailer) Run(ctx context.Context, known []Known, h Handler) error {
 		if err := t.drainDirty(ctx); err != nil {
 			return err
 		}
+		t.publish()
 		var events <-chan notice
 		if t.watcher != nil {
 			events = t.watcher.events
@@ -231,6 +262,8 @@ func (t *Tailer) Run(ctx context.Context, known []Known, h Handler) error {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-t.finish:
+			return t.finishAll(ctx)
 		case <-tick.C:
 			if err := t.rescan(ctx); err != nil {
 				return err
@@ -253,6 +286,29 @@ func (t *Tailer) Run(ctx context.Context, known []Known, h Handler) error {
 			}
 		}
 	}
+}
+
+// finishAll picks up files that appeared last, reads every stream to the
+// end of its file, the unterminated last line included, and closes them.
+func (t *Tailer) finishAll(ctx context.Context) error {
+	if err := t.rescan(ctx); err != nil {
+		return err
+	}
+	paths := make([]string, 0, len(t.active))
+	for p := range t.active {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		s := t.active[p]
+		if err := t.readAll(ctx, s, true); err != nil {
+			return err
+		}
+		if err := t.closeStream(ctx, s, ClosedDone); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *Tailer) backfill(ctx context.Context) error {

@@ -500,3 +500,35 @@ func TestCopyIsItsOwnStream(t *testing.T) {
 		t.Errorf("copy: read %d lines, want all 5 of b.jsonl and none of a.jsonl", len(c.order))
 	}
 }
+
+func TestFinishReadsToTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.jsonl")
+	appendTo(t, path, joinLines(lines("a", 0, 3)))
+	tl, err := New(Options{Source: "s", Include: []string{path}, Follow: true, PollInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector()
+	done := make(chan error, 1)
+	go func() { done <- tl.Run(context.Background(), nil, c) }()
+	c.waitLines(t, lines("a", 0, 3))
+	// Written just before Finish, the last line without its newline.
+	appendTo(t, path, `{"late":1}`+"\n"+`{"unterminated":1}`)
+	tl.Finish()
+	tl.Finish() // twice is fine
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after Finish")
+	}
+	if c.count(`{"late":1}`) != 1 || c.count(`{"unterminated":1}`) != 1 {
+		t.Errorf("final lines not read: %v", c.order)
+	}
+	if len(c.closed) != 1 {
+		t.Errorf("streams not closed: %v", c.closed)
+	}
+}

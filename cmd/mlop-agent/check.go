@@ -76,7 +76,7 @@ func checkServer(ctx context.Context, cfg *config.Config, stdout io.Writer) int 
 		return 1
 	}
 	log := discardLogger()
-	client, err := newClient(cfg, log)
+	client, err := newClient(cfg, log, nil, nil)
 	if err != nil {
 		fmt.Fprintf(stdout, "server: %v\n", err)
 		return 1

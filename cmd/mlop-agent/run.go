@@ -8,11 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/mlop-ai/mlop-agent/agent"
 	"github.com/mlop-ai/mlop-agent/config"
+	"github.com/mlop-ai/mlop-agent/internal/telemetry"
 	"github.com/mlop-ai/mlop-agent/sink"
 	"github.com/mlop-ai/mlop-agent/sink/mlop"
 
@@ -21,6 +26,7 @@ import (
 	_ "github.com/mlop-ai/mlop-agent/parsers/hftrainer"
 	_ "github.com/mlop-ai/mlop-agent/parsers/jsonl"
 	_ "github.com/mlop-ai/mlop-agent/parsers/mlflow"
+	_ "github.com/mlop-ai/mlop-agent/parsers/neptune"
 )
 
 // errConfig marks configuration problems (exit code 2).
@@ -91,8 +97,9 @@ func newLogger(cfg *config.Config, f commonFlags, stderr io.Writer) (*slog.Logge
 	}
 }
 
-// newClient builds the mlop client from the configuration.
-func newClient(cfg *config.Config, log *slog.Logger) (*mlop.Client, error) {
+// newClient builds the mlop client from the configuration; the hooks may be
+// nil.
+func newClient(cfg *config.Config, log *slog.Logger, onRequest func(string, int, int, time.Duration), onRetry func(string, int, error)) (*mlop.Client, error) {
 	s := cfg.Server
 	return mlop.New(mlop.Options{
 		APIURL: s.URLAPI, IngestURL: s.URLIngest, PyURL: s.URLPy,
@@ -101,81 +108,214 @@ func newClient(cfg *config.Config, log *slog.Logger) (*mlop.Client, error) {
 		InitialBackoff: time.Duration(s.Retry.InitialBackoff), MaxBackoff: time.Duration(s.Retry.MaxBackoff),
 		MaxAttempts: s.Retry.MaxAttempts, CAFile: s.TLS.CAFile, InsecureSkipVerify: s.TLS.InsecureSkipVerify,
 		MaxConnsPerHost: max(64, s.MaxInFlight*2), Logger: log.With("component", "mlop"),
+		OnRequest: onRequest, OnRetry: onRetry,
 	})
+}
+
+// agentFlags are the flags of run and backfill beyond the common ones.
+type agentFlags struct {
+	commonFlags
+	dryRun       bool
+	exitWhenDone bool
+	pid          int
+	sentinel     string
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("run", "Follow the configured files and ship new data to mlop until SIGINT or SIGTERM,\n"+
 		"then deliver what is buffered (within shutdown_timeout) and exit. A second signal\n"+
 		"stops at once; nothing is lost either way: the next start resumes where the server\n"+
-		"acknowledged.", "mlop-agent run -c agent.yaml", stderr)
-	var cf commonFlags
-	cf.register(fs)
+		"acknowledged. SIGHUP re-reads the configuration (an invalid one is refused and the\n"+
+		"old one keeps running).\n\n"+
+		"As a sidecar, --exit-when-done with --pid or --sentinel reads everything to the end,\n"+
+		"delivers it, marks the runs finished and exits 0 once the training process is gone\n"+
+		"or the sentinel file exists.",
+		"mlop-agent run -c agent.yaml\n  mlop-agent run -c agent.yaml --exit-when-done --sentinel /logs/.done", stderr)
+	var f agentFlags
+	f.register(fs)
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the requests that would be sent as JSON lines on stdout; send nothing, move no checkpoint")
+	fs.BoolVar(&f.exitWhenDone, "exit-when-done", false, "sidecar mode: finish and exit when the process of --pid is gone or --sentinel exists")
+	fs.IntVar(&f.pid, "pid", 0, "with --exit-when-done: the training process to watch")
+	fs.StringVar(&f.sentinel, "sentinel", "", "with --exit-when-done: a file whose appearance means the training is done")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return runAgent(ctx, cf, true, stderr)
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	if f.exitWhenDone && f.pid == 0 && f.sentinel == "" {
+		return &usageError{"--exit-when-done needs --pid or --sentinel"}
+	}
+	if !f.exitWhenDone && (f.pid != 0 || f.sentinel != "") {
+		return &usageError{"--pid and --sentinel only make sense with --exit-when-done"}
+	}
+	return runAgent(ctx, f, true, stdout, stderr)
 }
 
 func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backfill", "Ship everything in the configured files to mlop, mark the runs finished and exit.\n"+
 		"Resumable: a second backfill over unchanged files sends nothing. Exit code 3 if the\n"+
 		"server rejected any data (see the summary and dead_letter.path), 4 if interrupted.",
-		"mlop-agent backfill -c agent.yaml", stderr)
-	var cf commonFlags
-	cf.register(fs)
+		"mlop-agent backfill -c agent.yaml\n  mlop-agent backfill -c agent.yaml --dry-run | head", stderr)
+	var f agentFlags
+	f.register(fs)
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print the requests that would be sent as JSON lines on stdout; send nothing, move no checkpoint")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return runAgent(ctx, cf, false, stderr)
+	if fs.NArg() > 0 {
+		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return runAgent(ctx, f, false, stdout, stderr)
 }
 
-func runAgent(ctx context.Context, cf commonFlags, follow bool, stderr io.Writer) error {
-	if fs := flag.CommandLine; fs.NArg() > 0 {
-		return &usageError{"unexpected arguments"}
-	}
-	cfg, err := loadConfig(cf.config)
+// runAgent runs the agent until it is done (backfill), stopped, or finished
+// (sidecar). In follow mode SIGHUP reloads the configuration: the running
+// agent stops reading, delivers what it holds and saves its checkpoint; a
+// new one starts from that checkpoint with the new configuration, so
+// unchanged sources continue exactly where they were.
+func runAgent(ctx context.Context, f agentFlags, follow bool, stdout, stderr io.Writer) error {
+	cfg, err := loadConfig(f.config)
 	if err != nil {
 		return err
 	}
-	log, err := newLogger(cfg, cf, stderr)
+	log, err := newLogger(cfg, f.commonFlags, stderr)
 	if err != nil {
 		return err
 	}
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
-	if err := cfg.Server.RequireAPIKey(); err != nil {
-		return fmt.Errorf("%w: %v", errConfig, err)
-	}
-	client, err := newClient(cfg, log)
-	if err != nil {
-		return fmt.Errorf("%w: %v", errConfig, err)
-	}
-	defer client.Close()
-	opts := agent.FromConfig(cfg, follow, log)
-	a, err := agent.New(opts, client)
-	if err != nil {
-		return err
-	}
-	abortHook = a.Abort
-	mode := "backfill"
-	if follow {
-		mode = "run"
+	if !f.dryRun {
+		if err := cfg.Server.RequireAPIKey(); err != nil {
+			return fmt.Errorf("%w: %v", errConfig, err)
+		}
 	}
 	var names []string
 	for _, s := range cfg.Sources {
-		names = append(names, s.Name+"("+s.Format+")")
+		names = append(names, s.Name)
 	}
-	log.Info("mlop-agent starting", "version", version, "mode", mode, "sources", strings.Join(names, ","),
-		"server", cfg.Server.URLAPI, "project", cfg.Project, "state_dir", cfg.StateDir)
+	tel := telemetry.New(telemetry.Options{Version: version, Sources: names, Logger: log})
+	var current atomic.Pointer[agent.Agent]
+	ready := telemetry.NewReadyTracker(telemetry.ReadyOptions{OldestUnacked: func() time.Time {
+		if a := current.Load(); a != nil {
+			return a.OldestUnacked()
+		}
+		return time.Time{}
+	}})
+	if cfg.HTTP.Listen != "" && !f.dryRun {
+		srv, err := tel.Listen(cfg.HTTP.Listen, telemetry.Hooks{
+			Ready: ready.Ready,
+			Flush: func(ctx context.Context) error {
+				if a := current.Load(); a != nil {
+					return a.Flush(ctx)
+				}
+				return nil
+			},
+		})
+		if err != nil {
+			return fmt.Errorf("%w: http.listen %s: %v", errConfig, cfg.HTTP.Listen, err)
+		}
+		defer srv.Close()
+		log.Info("serving /metrics, /healthz, /readyz and POST /flush", "addr", srv.Addr())
+	}
+	abortHook = func() {
+		if a := current.Load(); a != nil {
+			a.Abort()
+		}
+	}
+	var hup chan os.Signal
+	if follow && !f.dryRun {
+		hup = make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	start := time.Now()
-	err = a.Run(ctx)
+	for {
+		var client agent.Client
+		var closeClient func()
+		if f.dryRun {
+			client, closeClient = newDryClient(stdout), func() {}
+		} else {
+			onReq, onRetry := clientHooks(tel, ready)
+			c, err := newClient(cfg, log, onReq, onRetry)
+			if err != nil {
+				return fmt.Errorf("%w: %v", errConfig, err)
+			}
+			client, closeClient = c, c.Close
+		}
+		opts := agent.FromConfig(cfg, follow, log)
+		opts.DryRun = f.dryRun
+		opts.Telemetry = tel
+		opts.OnStateLoaded = ready.StateLoaded
+		a, err := agent.New(opts, client)
+		if err != nil {
+			closeClient()
+			return err
+		}
+		current.Store(a)
+		mode := map[bool]string{true: "run", false: "backfill"}[follow]
+		log.Info("mlop-agent starting", "version", version, "mode", mode, "dry_run", f.dryRun,
+			"sources", strings.Join(sourceList(cfg), ","), "server", cfg.Server.URLAPI, "project", cfg.Project,
+			"state_dir", cfg.StateDir)
+		runCtx, stopRun := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- a.Run(runCtx) }()
+		var stopWatch func()
+		if f.exitWhenDone {
+			stopWatch = watchDone(f, a, log)
+		}
+		var newCfg *config.Config
+	wait:
+		for {
+			select {
+			case err = <-done:
+				break wait
+			case <-hup:
+				c, lerr := loadConfig(f.config)
+				if lerr != nil {
+					log.Error("reload refused: the new configuration is invalid; the running one stays", "error", lerr)
+					continue
+				}
+				log.Info("reloading the configuration")
+				newCfg = c
+				stopRun()
+				err = <-done
+				break wait
+			}
+		}
+		stopRun()
+		if stopWatch != nil {
+			stopWatch()
+		}
+		closeClient()
+		if newCfg != nil && ctx.Err() == nil && (err == nil || errors.Is(err, agent.ErrIncomplete)) {
+			for _, w := range newCfg.Warnings {
+				log.Warn("config: " + w)
+			}
+			cfg = newCfg
+			continue
+		}
+		return finishReport(a, err, cfg, follow, start, log, stderr)
+	}
+}
+
+func sourceList(cfg *config.Config) []string {
+	var out []string
+	for _, s := range cfg.Sources {
+		out = append(out, s.Name+"("+s.Format+")")
+	}
+	return out
+}
+
+// finishReport logs the summary and turns the agent's error into the
+// command's.
+func finishReport(a *agent.Agent, err error, cfg *config.Config, follow bool, start time.Time, log *slog.Logger, stderr io.Writer) error {
 	st := a.Stats()
 	if errors.Is(err, sink.ErrUnauthorized) {
 		return fmt.Errorf("%v\nThe API key from %s was refused; check it (it is not printed here)", err, cfg.Server.APIKeySource())
 	}
-	if !follow || err != nil {
+	if !follow || err != nil || st.RunsFinished.Load() > 0 {
 		log.Info("summary", "elapsed", time.Since(start).Round(time.Millisecond), "detail", st.Summary())
 		for _, r := range st.Rejected() {
 			log.Error("rejected", "what", r)
@@ -187,4 +327,40 @@ func runAgent(ctx context.Context, cf commonFlags, follow bool, stderr io.Writer
 	return err
 }
 
-var _ = os.Stdout
+// watchDone finishes the agent when the watched process is gone or the
+// sentinel file appears. It returns a function that stops watching.
+func watchDone(f agentFlags, a *agent.Agent, log *slog.Logger) func() {
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(500 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			if f.pid != 0 && !processAlive(f.pid) {
+				log.Info("the training process is gone; delivering everything and finishing", "pid", f.pid)
+				a.Finish()
+				return
+			}
+			if f.sentinel != "" {
+				if _, err := os.Stat(f.sentinel); err == nil {
+					log.Info("sentinel file found; delivering everything and finishing", "sentinel", f.sentinel)
+					a.Finish()
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(stop) }) }
+}
+
+// processAlive reports whether pid exists (signal 0 checks without
+// sending).
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
