@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 RACE    ?= $(shell scripts/race-flag.sh)
 FUZZTIME ?= 60s
 
-.PHONY: help build test vet fmt demo chaos fuzz bench release clean tidy
+.PHONY: help build test vet fmt demo chaos fuzz bench bench-quick bench-micro release clean tidy
 
 help:
 	@echo "make build    static binary bin/mlop-agent (CGO_ENABLED=0)"
@@ -15,7 +15,9 @@ help:
 	@echo "make demo     build, start the mlop stand-in on loopback, backfill testdata/demo, print what arrived"
 	@echo "make chaos    long crash/outage/rotation runs (minutes)"
 	@echo "make fuzz     run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
-	@echo "make bench    Go micro-benchmarks of the hot paths"
+	@echo "make bench    end-to-end benchmark of the built binary against loopback receivers; prints a table (under 10 minutes)"
+	@echo "make bench-quick  the same, reduced (about 30 s)"
+	@echo "make bench-micro  Go micro-benchmarks of the hot paths (parsers, encoders, stand-in)"
 	@echo "make release  static binaries for linux/amd64 and linux/arm64 in dist/"
 
 build:
@@ -37,7 +39,13 @@ chaos:
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
 
-bench:
+bench: build
+	$(GO) run ./internal/tools/bench -agent bin/mlop-agent $(BENCHFLAGS)
+
+bench-quick: build
+	$(GO) run ./internal/tools/bench -agent bin/mlop-agent -quick $(BENCHFLAGS)
+
+bench-micro:
 	$(GO) test -run '^$$' -bench . -benchmem ./parsers/... ./sink/... ./watcher/... ./internal/mlopfake/...
 
 release:

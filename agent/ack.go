@@ -98,6 +98,16 @@ type streamState struct {
 	// doneWhenIdle marks a stream that left its path (rotated, deleted):
 	// once everything read from it is committed it is saved as done.
 	doneWhenIdle bool
+	// Stream formats: the signature of the data, set when the stream was
+	// discovered; complete is set once a backfill read it to the end, and the
+	// entry is saved as done when everything is committed.
+	signature string
+	complete  bool
+	linesDone bool // line files: the reader closed the file (progress only)
+	// warnings counts what the stream format skipped, by reason; failed is
+	// why the stream stopped early. Both guarded by mu; for the report.
+	warnings map[string]int
+	failed   string
 	// firstCommit is closed when the stream first commits or finishes;
 	// fork children wait on their parent's.
 	firstCommit chan struct{}
@@ -245,6 +255,14 @@ func (s *streamState) advance() bool {
 	return true
 }
 
+// finished reports whether a stream-format stream has been read to the end
+// and everything it produced is committed.
+func (s *streamState) finished() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return (s.complete || s.linesDone || s.failed != "") && len(s.pending) == 0
+}
+
 // idle reports whether every chunk read so far has been committed.
 func (s *streamState) idle() bool {
 	s.mu.Lock()
@@ -306,6 +324,9 @@ func (s *streamState) snapshotLocked() checkpoint.Stream {
 	cp.LastTime = s.lastTime.Load()
 	if s.doneWhenIdle && len(s.pending) == 0 {
 		cp.Done = true
+	}
+	if s.complete && len(s.pending) == 0 && s.failed == "" {
+		cp.Done, cp.Signature = true, s.signature
 	}
 	cp.Updated = time.Now().UTC()
 	return cp

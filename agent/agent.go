@@ -24,6 +24,11 @@ import (
 // permanently rejected data; Stats says what.
 var ErrRejected = errors.New("the server rejected some data")
 
+// ErrFailed is returned after a backfill in which some streams could not be
+// read (a corrupt database, a missing part file); the others were
+// delivered, and the report says which.
+var ErrFailed = errors.New("some inputs could not be read")
+
 // ErrIncomplete is returned when a stop left data unsent (the drain timed
 // out or was aborted). Nothing is lost: the checkpoint does not cover it,
 // and the next run sends it.
@@ -73,6 +78,10 @@ type Agent struct {
 	fatal       error
 	fatalCh     chan struct{}
 	aborted     atomic.Bool
+
+	failures   failures
+	started    time.Time
+	drainedAll bool // set by Run: everything read was delivered
 
 	finishing  atomic.Bool
 	finishCh   chan struct{}
@@ -191,6 +200,13 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if a.opts.OnStateLoaded != nil {
 		a.opts.OnStateLoaded()
 	}
+	a.started = time.Now().UTC()
+	if a.opts.Progress != nil {
+		stopProgress := make(chan struct{})
+		progressDone := make(chan struct{})
+		go func() { defer close(progressDone); a.progressLoop(stopProgress) }()
+		defer func() { close(stopProgress); <-progressDone }()
+	}
 	a.tel.BufferLimit(a.opts.BufferBytes)
 	a.tel.SetLagFunc(a.lags)
 	defer a.tel.SetLagFunc(nil)
@@ -257,6 +273,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		}
 	}
 	drained := a.drain(drainCtx, (!a.opts.Follow || finishing) && readErr == nil)
+	a.drainedAll = drained
 
 	a.cancelWork()
 	a.jobs.close()
@@ -280,6 +297,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	if (!a.opts.Follow || finishing) && a.stats.LinesRejected.Load() > 0 {
 		return ErrRejected
+	}
+	a.failures.mu.Lock()
+	nFailures := len(a.failures.list)
+	a.failures.mu.Unlock()
+	if !a.opts.Follow && (a.stats.StreamsFailed.Load() > 0 || nFailures > 0) {
+		return ErrFailed
 	}
 	if !a.opts.Follow && errors.Is(readErr, context.Canceled) {
 		return ErrIncomplete
@@ -410,7 +433,7 @@ func (a *Agent) finishUntouched() {
 		if !inMem && isKnown && known.RunID > 0 && known.Status == event.StatusRunning {
 			r = &runState{key: known.ExternalID, project: known.Project, source: known.Source, name: known.Name,
 				runID: known.RunID, url: known.URL, created: true, tags: known.Tags, lastTime: known.LastTime,
-				createdAt: known.CreatedAt, names: map[string]struct{}{}, touched: true}
+				createdAt: known.CreatedAt, names: map[string]*int64{}, touched: true}
 			a.runs[k] = r
 			inMem = true
 		}

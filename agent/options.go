@@ -2,6 +2,7 @@ package agent
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -20,6 +21,22 @@ type Options struct {
 	Follow bool
 
 	Sources []Source
+
+	// Parallel is how many streams of a stream format (Neptune runs) are
+	// read at once (default 4). Order within a stream is always kept, and a
+	// fork's parent is started before its children.
+	Parallel int
+
+	// Shard selects a stable part of the streams of stream formats: those
+	// whose fork family hashes to Shard.Index modulo Shard.Count. N
+	// machines with the same export and indexes 0..N-1 import each run
+	// exactly once between them. Zero Count: everything.
+	Shard Shard
+
+	// Progress, when set, receives progress lines: rewritten in place when
+	// ProgressTTY, one line every ten seconds otherwise.
+	Progress    io.Writer
+	ProgressTTY bool
 
 	// DryRun reads and maps everything but moves no checkpoint: the state
 	// directory is read, never locked or written. Pair it with a Client
@@ -47,6 +64,11 @@ type Options struct {
 
 	Logger *slog.Logger
 	Now    func() time.Time
+}
+
+// Shard is one part of a sharded import.
+type Shard struct {
+	Index, Count int
 }
 
 // BatchOptions bound one ingest request.
@@ -111,6 +133,12 @@ func (o *Options) setDefaults() error {
 	}
 	if o.Batch.Linger <= 0 {
 		o.Batch.Linger = DefaultLinger
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 4
+	}
+	if o.Shard.Count < 0 || (o.Shard.Count > 0 && (o.Shard.Index < 0 || o.Shard.Index >= o.Shard.Count)) {
+		return fmt.Errorf("shard %d/%d: the index must be in 0..count-1", o.Shard.Index, o.Shard.Count)
 	}
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = DefaultMaxInFlight

@@ -119,7 +119,7 @@ func (a *Agent) getRun(src *sourceRT, project, id, name string, ss *streamState)
 		return r
 	}
 	r := &runState{key: id, project: project, source: src.cfg.Name, name: name,
-		names: map[string]struct{}{}, idleTimeout: src.cfg.IdleTimeout}
+		names: map[string]*int64{}, idleTimeout: src.cfg.IdleTimeout}
 	if known, ok := a.knownRuns[k]; ok {
 		r.runID, r.url = known.RunID, known.URL
 		r.tags = append(r.tags, known.Tags...)
@@ -219,6 +219,7 @@ func (a *Agent) addEvent(src *sourceRT, ss *streamState, r *runState, c *chunk, 
 			logType = mlop.LogTypeFile
 		}
 		a.noteName(r, ev.Name, logType)
+		r.files++
 		b := a.openBatch(r, kFiles, now)
 		b.files = append(b.files, fileItem{path: ev.Path, logName: ev.Name, logType: logType, step: ev.Step, time: ev.Time, caption: ev.Text})
 		b.addMark(ss, mark)
@@ -246,10 +247,12 @@ func (a *Agent) addEvent(src *sourceRT, ss *streamState, r *runState, c *chunk, 
 // noteName records a log name so it is registered before the batch that
 // carries it is sent. Called with r.mu held.
 func (a *Agent) noteName(r *runState, name, logType string) {
-	if _, ok := r.names[name]; ok {
+	if n, ok := r.names[name]; ok {
+		*n++
 		return
 	}
-	r.names[name] = struct{}{}
+	one := int64(1)
+	r.names[name] = &one
 	if r.unreg == nil {
 		r.unreg = map[string][]string{}
 	}

@@ -99,7 +99,7 @@ type runState struct {
 	lingered bool // on the agent's linger list
 
 	// Log names: every name seen, and those not yet registered by log type.
-	names   map[string]struct{}
+	names   map[string]*int64 // log name -> points (metrics) or rows routed
 	unreg   map[string][]string
 	nameGen uint64
 	regGen  uint64
@@ -132,6 +132,8 @@ type runState struct {
 	cancelled    bool // the server answered a heartbeat with CANCELLED
 	touched      bool // received events in this process
 	points       int64
+
+	files int64 // files routed for upload
 
 	enc      []byte // the persisted view as last encoded
 	encDirty bool   // the persisted view changed since

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
+	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -71,6 +74,23 @@ func (a *Agent) buildSources() ([]*sourceRT, error) {
 			return nil, fmt.Errorf("source %q: unknown format %q (known: %s)", s.Name, s.Format, strings.Join(parsers.Formats(), ", "))
 		}
 		rt.uploadRoots = a.uploadRoots(s)
+		if rt.stream != nil {
+			// Formats that write inline files out (Neptune's base64 images)
+			// spool them under the state directory; those may be uploaded.
+			spool := filepath.Join(a.opts.StateDir, "spool", s.Name)
+			if rt.cfg.Params == nil {
+				rt.cfg.Params = map[string]string{}
+			}
+			if rt.cfg.Params["spool_dir"] == "" {
+				rt.cfg.Params["spool_dir"] = spool
+				if err := os.MkdirAll(spool, 0o700); err == nil {
+					if real, err := filepath.EvalSymlinks(spool); err == nil {
+						spool = real
+					}
+					rt.uploadRoots = append(rt.uploadRoots, spool)
+				}
+			}
+		}
 		out = append(out, rt)
 	}
 	return out, nil
@@ -305,12 +325,13 @@ func (s *sourceRT) StreamClosed(_ context.Context, key, reason string) error {
 	if ls == nil {
 		return nil
 	}
+	ls.ss.mu.Lock()
+	ls.ss.linesDone = true
 	if reason != watcher.ClosedDone {
-		ls.ss.mu.Lock()
 		ls.ss.doneWhenIdle = true
 		ls.ss.dirty = true
-		ls.ss.mu.Unlock()
 	}
+	ls.ss.mu.Unlock()
 	ls.ss.firstOnce.Do(func() { close(ls.ss.firstCommit) })
 	return nil
 }
@@ -364,12 +385,13 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 	opened := map[string]bool{}
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	sem := make(chan struct{}, max(1, s.a.opts.MaxInFlight/2))
+	sem := make(chan struct{}, s.a.opts.Parallel)
 	poll := s.a.opts.Watch.PollInterval
 	if poll <= 0 {
 		poll = time.Second
 	}
 	byKey := map[string]*streamState{}
+	runKeys := map[string]string{} // run external id -> stream key, over every pass
 	finished := false
 	for {
 		paths, err := m.GlobAll()
@@ -383,17 +405,36 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 				s.log.Error("cannot read", "path", p, "error", err)
 				s.a.stats.badRecord("unreadable")
 				s.a.tel.RecordRejected(s.cfg.Name, "unreadable")
+				s.a.noteFailure(s.cfg.Name, p, err)
 				continue
 			}
 			infos = append(infos, found...)
 		}
+		infos = linkParents(infos, runKeys)
+		infos = s.a.inShard(infos)
 		for _, info := range infos {
 			if opened[info.Key] {
 				continue
 			}
 			opened[info.Key] = true
+			if info.Signature == "" {
+				info.Signature = pathSignature(info.Path)
+			}
 			ss := s.a.claimStream(info.Key, s.cfg.Name, s.cfg.Format, info.Path, info.Path)
 			byKey[info.Key] = ss
+			ss.mu.Lock()
+			skip := !s.a.opts.Follow && ss.committed.Done && ss.committed.Signature == info.Signature
+			ss.signature = info.Signature
+			if skip {
+				ss.complete = true
+			}
+			ss.mu.Unlock()
+			if skip {
+				// Imported completely before and unchanged since.
+				ss.firstOnce.Do(func() { close(ss.firstCommit) })
+				s.a.stats.StreamsSkipped.Add(1)
+				continue
+			}
 			var parent *streamState
 			if info.Parent != "" {
 				parent = byKey[info.Parent]
@@ -417,9 +458,13 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 				}
 				defer func() { <-sem }()
 				if err := s.readStream(ctx, info, ss); err != nil && !errors.Is(err, context.Canceled) {
-					s.log.Error("stream failed", "path", info.Path, "key", info.Key, "error", err)
+					s.log.Error("stream failed; the other streams go on", "path", info.Path, "key", info.Key, "error", err)
 					s.a.stats.badRecord("stream_failed")
 					s.a.tel.RecordRejected(s.cfg.Name, "stream_failed")
+					ss.mu.Lock()
+					ss.failed = err.Error()
+					ss.mu.Unlock()
+					s.a.stats.StreamsFailed.Add(1)
 				}
 			}()
 		}
@@ -435,6 +480,97 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 		case <-time.After(poll):
 		}
 	}
+}
+
+// linkParents sets Parent from ParentRunID when the parent run's stream was
+// found under another path, and orders parents before their forks.
+func linkParents(infos []parsers.StreamInfo, runKeys map[string]string) []parsers.StreamInfo {
+	for _, in := range infos {
+		if in.RunID != "" {
+			if _, dup := runKeys[in.RunID]; !dup {
+				runKeys[in.RunID] = in.Key
+			}
+		}
+	}
+	for i := range infos {
+		if infos[i].Parent == "" && infos[i].ParentRunID != "" {
+			if k, ok := runKeys[infos[i].ParentRunID]; ok && k != infos[i].Key {
+				infos[i].Parent = k
+			}
+		}
+	}
+	// Depth in the fork tree first, then the discovery order.
+	index := map[string]int{}
+	for i, in := range infos {
+		index[in.Key] = i
+	}
+	depth := map[string]int{}
+	for _, in := range infos {
+		d := 0
+		for k := in.Parent; k != "" && d < 64; d++ {
+			j, ok := index[k]
+			if !ok {
+				break
+			}
+			k = infos[j].Parent
+		}
+		depth[in.Key] = d
+	}
+	sort.SliceStable(infos, func(i, j int) bool { return depth[infos[i].Key] < depth[infos[j].Key] })
+	return infos
+}
+
+// inShard keeps the streams of this shard: whole fork families hash to one
+// shard, so a fork and its parent are imported by the same process.
+func (a *Agent) inShard(infos []parsers.StreamInfo) []parsers.StreamInfo {
+	n := a.opts.Shard.Count
+	if n <= 1 {
+		return infos
+	}
+	parent := map[string]string{}
+	for _, in := range infos {
+		parent[in.Key] = in.Parent
+	}
+	root := func(k string) string {
+		for i := 0; i < 64; i++ { // a cycle would be a format bug; stop anyway
+			p, ok := parent[k]
+			if !ok || p == "" {
+				return k
+			}
+			k = p
+		}
+		return k
+	}
+	var out []parsers.StreamInfo
+	for _, in := range infos {
+		h := fnv.New64a()
+		h.Write([]byte(root(in.Key)))
+		if int(h.Sum64()%uint64(n)) == a.opts.Shard.Index {
+			out = append(out, in)
+		}
+	}
+	return out
+}
+
+// pathSignature summarises the sizes and modification times of a file or
+// of the files under a directory: cheap (stat only) and different whenever
+// data was added or rewritten.
+func pathSignature(path string) string {
+	h := fnv.New64a()
+	n := 0
+	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if n++; n > 10000 {
+			return fs.SkipAll
+		}
+		if fi, err := d.Info(); err == nil {
+			fmt.Fprintf(h, "%s\x00%d\x00%d\n", p, fi.Size(), fi.ModTime().UnixNano())
+		}
+		return nil
+	})
+	return fmt.Sprintf("stat:%016x", h.Sum64())
 }
 
 // readStream reads one stream of a stream format.
@@ -475,13 +611,19 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *
 			clear(evs)
 		}
 		if w, ok := st.(parsers.Warner); ok {
-			s.reportWarnings(w)
+			s.reportWarnings(ss, w)
 		}
 		switch {
 		case err == nil:
 			continue
 		case errors.Is(err, io.EOF):
 			if !s.a.opts.Follow || finishedNow {
+				if !s.a.opts.Follow {
+					ss.mu.Lock()
+					ss.complete = true
+					ss.dirty = true
+					ss.mu.Unlock()
+				}
 				return nil
 			}
 			select {
@@ -501,8 +643,18 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *
 func (a *Agent) window() int64 { return 4 * int64(a.opts.Batch.MaxBytes) }
 
 // reportWarnings logs, counts and dead-letters what a stream format skipped.
-func (s *sourceRT) reportWarnings(w parsers.Warner) {
+func (s *sourceRT) reportWarnings(ss *streamState, w parsers.Warner) {
 	ws, dropped := w.Warnings()
+	if len(ws) > 0 {
+		ss.mu.Lock()
+		if ss.warnings == nil {
+			ss.warnings = map[string]int{}
+		}
+		for _, x := range ws {
+			ss.warnings[x.Reason]++
+		}
+		ss.mu.Unlock()
+	}
 	for _, x := range ws {
 		s.a.stats.badRecord(x.Reason)
 		s.a.tel.RecordRejected(s.cfg.Name, telemetry.ReasonOther)

@@ -20,6 +20,10 @@ type Stats struct {
 	RunsCreated   atomic.Int64
 	RunsResumed   atomic.Int64
 	RunsFinished  atomic.Int64
+	// StreamsSkipped counts streams imported completely before and
+	// unchanged since; StreamsFailed those that stopped on an error.
+	StreamsSkipped atomic.Int64
+	StreamsFailed  atomic.Int64
 
 	mu       sync.Mutex
 	bad      map[string]int64 // by reason
@@ -91,6 +95,12 @@ func (s *Stats) Summary() string {
 	fmt.Fprintf(&b, "; points sent %d; lines sent: metrics %d, data %d, logs %d, files %d; runs created %d, resumed %d, finished %d",
 		s.PointsSent.Load(), s.LinesSent[kMetrics].Load(), s.LinesSent[kData].Load(), s.LinesSent[kLogs].Load(),
 		s.LinesSent[kFiles].Load(), s.RunsCreated.Load(), s.RunsResumed.Load(), s.RunsFinished.Load())
+	if n := s.StreamsSkipped.Load(); n > 0 {
+		fmt.Fprintf(&b, "; %d stream(s) already complete, skipped", n)
+	}
+	if n := s.StreamsFailed.Load(); n > 0 {
+		fmt.Fprintf(&b, "; %d stream(s) FAILED", n)
+	}
 	if n := s.LinesRejected.Load(); n > 0 {
 		fmt.Fprintf(&b, "; REJECTED by the server: %d lines", n)
 	}

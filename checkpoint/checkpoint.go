@@ -79,13 +79,17 @@ type Stream struct {
 	// After a crash such events up to the mark are not sent again.
 	Sent map[string]Mark `json:"sent,omitempty"`
 
+	// Signature is the stream format's signature of the data when a
+	// backfill completed the stream (Done is then set).
+	Signature string `json:"signature,omitempty"`
+
 	// Runs are the runs the stream has fed, so a backfill that finds
 	// nothing new still finishes them.
 	Runs []RunRef `json:"runs,omitempty"`
 
 	Size     int64     `json:"size,omitempty"`      // file size at the last save, for status
 	LastTime int64     `json:"last_time,omitempty"` // time of the newest acknowledged point, unix ms
-	Done     bool      `json:"done,omitempty"`      // read to the end and gone (rotated away, deleted)
+	Done     bool      `json:"done,omitempty"`      // line files: read to the end and gone; streams: complete at Signature
 	Updated  time.Time `json:"updated_at"`
 }
 

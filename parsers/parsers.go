@@ -162,6 +162,16 @@ type StreamInfo struct {
 	// Parent is the key of a stream that must be opened first (a fork's
 	// parent run), or "".
 	Parent string
+	// RunID is the external id of the run the stream feeds and ParentRunID
+	// that of the run it was forked from, when the format knows them
+	// without reading the stream. The agent uses them to import parents
+	// before their forks when they were found under different paths.
+	RunID, ParentRunID string
+	// Signature changes whenever the stream's data may have changed (sizes
+	// and modification times of its files). After a backfill read a stream
+	// completely, a later backfill skips it without opening it while the
+	// signature is unchanged. Empty: the agent derives one from Path.
+	Signature string
 }
 
 // Stream is an ordered, resumable producer of events.

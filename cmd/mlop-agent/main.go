@@ -25,7 +25,7 @@ const (
 	exitOK         = 0
 	exitError      = 1 // the agent failed
 	exitUsage      = 2 // bad flags or configuration
-	exitRejected   = 3 // a backfill finished but the server rejected some data
+	exitRejected   = 3 // a backfill finished but the server rejected some data or some inputs could not be read
 	exitIncomplete = 4 // stopped before everything was delivered (it resumes next time)
 )
 
@@ -47,6 +47,7 @@ func init() {
 	commands = []command{
 		{"run", "follow the configured files and ship new data until stopped", cmdRun},
 		{"backfill", "ship everything in the configured files, finish the runs, exit", cmdBackfill},
+		{"import", "load Neptune offline data or a neptune-exporter export, resumably", cmdImport},
 		{"check", "validate the configuration (and the server and key, unless --offline)", cmdCheck},
 		{"version", "print the version", cmdVersion},
 	}
@@ -108,7 +109,7 @@ func exitCode(err error, name string, stderr io.Writer) int {
 	case errors.Is(err, errConfig):
 		fmt.Fprintf(stderr, "%v\n", err)
 		return exitUsage
-	case errors.Is(err, agent.ErrRejected):
+	case errors.Is(err, agent.ErrRejected), errors.Is(err, agent.ErrFailed):
 		fmt.Fprintf(stderr, "mlop-agent %s: %v\n", name, err)
 		return exitRejected
 	case errors.Is(err, agent.ErrIncomplete):

@@ -271,12 +271,16 @@ func (f *Format) Discover(path string) ([]parsers.StreamInfo, error) {
 			listings[id.modeDir] = entries
 		}
 		if members := n1MembersIn(id, entries); len(members) > 0 {
-			out = append(out, parsers.StreamInfo{Key: key, Path: members[0].dir})
+			out = append(out, parsers.StreamInfo{Key: key, Path: members[0].dir, RunID: id.uuid})
 		}
 	}
 	groups := f.scaleGroupsOf(found.dbs)
 	for _, g := range groups {
-		out = append(out, parsers.StreamInfo{Key: g.key, Path: g.members[0].path})
+		info := parsers.StreamInfo{Key: g.key, Path: g.members[0].path, RunID: g.runID}
+		if run := g.firstRun(); run != nil && run.Fork != nil {
+			info.ParentRunID = run.Fork.ParentRunID
+		}
+		out = append(out, info)
 	}
 	// Link forks to parents found under the same path.
 	byKey := map[string]*scaleGroup{}

@@ -1,0 +1,231 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Report is the machine-readable account of a backfill or import: per
+// stream (a file, a Neptune run), the run it fed and what was sent.
+type Report struct {
+	Started  time.Time      `json:"started"`
+	Finished time.Time      `json:"finished"`
+	Complete bool           `json:"complete"` // everything read was delivered
+	Summary  string         `json:"summary"`
+	Totals   ReportTotals   `json:"totals"`
+	Streams  []StreamReport `json:"streams"`
+	Failures []Failure      `json:"failures,omitempty"` // paths that could not be read at all
+}
+
+// ReportTotals sums the report.
+type ReportTotals struct {
+	Streams        int   `json:"streams"`
+	StreamsSkipped int64 `json:"streams_skipped"` // complete before and unchanged
+	StreamsFailed  int64 `json:"streams_failed"`
+	Runs           int   `json:"runs"`
+	Points         int64 `json:"points"`
+	Files          int64 `json:"files"`
+	RecordsBad     int64 `json:"records_bad"`
+	LinesRejected  int64 `json:"lines_rejected"`
+}
+
+// StreamReport is one stream's line of the report.
+type StreamReport struct {
+	Source    string         `json:"source"`
+	SourceID  string         `json:"source_id"` // the stream key (Neptune run id, file fingerprint)
+	Path      string         `json:"path"`
+	Complete  bool           `json:"complete"`
+	Skipped   bool           `json:"skipped_unchanged,omitempty"`
+	Error     string         `json:"error,omitempty"`
+	Warnings  map[string]int `json:"skipped,omitempty"` // what the format could not use, by reason
+	Runs      []RunReport    `json:"runs"`
+	committed int64
+}
+
+// RunReport is one mlop run.
+type RunReport struct {
+	Name       string           `json:"name"`
+	ExternalID string           `json:"external_id"`
+	Project    string           `json:"project"`
+	RunID      int64            `json:"run_id,omitempty"`
+	URL        string           `json:"url,omitempty"`
+	Status     string           `json:"status,omitempty"`
+	Points     map[string]int64 `json:"points,omitempty"` // per metric (and rows per string series)
+	Files      int64            `json:"files,omitempty"`
+}
+
+// Failure is a path that could not be read.
+type Failure struct {
+	Source string `json:"source"`
+	Path   string `json:"path"`
+	Error  string `json:"error"`
+}
+
+type failures struct {
+	mu   sync.Mutex
+	list []Failure
+}
+
+func (a *Agent) noteFailure(source, path string, err error) {
+	a.failures.mu.Lock()
+	defer a.failures.mu.Unlock()
+	for _, f := range a.failures.list {
+		if f.Source == source && f.Path == path {
+			return
+		}
+	}
+	a.failures.list = append(a.failures.list, Failure{Source: source, Path: path, Error: err.Error()})
+}
+
+// Report describes what the agent did; call it after Run returns.
+func (a *Agent) Report() Report {
+	rep := Report{Started: a.started, Finished: time.Now().UTC(), Summary: a.stats.Summary()}
+	a.mu.Lock()
+	streams := make([]*streamState, 0, len(a.streams))
+	for _, s := range a.streams {
+		streams = append(streams, s)
+	}
+	runs := map[string]*runState{}
+	for k, r := range a.runs {
+		runs[k] = r
+	}
+	known := a.knownRuns
+	a.mu.Unlock()
+	seenRun := map[string]bool{}
+	for _, s := range streams {
+		s.mu.Lock()
+		sr := StreamReport{Source: s.source, SourceID: s.key, Path: s.path, Complete: (s.complete || s.linesDone) && len(s.pending) == 0 && s.failed == "",
+			Error: s.failed}
+		if len(s.warnings) > 0 {
+			sr.Warnings = map[string]int{}
+			for k, v := range s.warnings {
+				sr.Warnings[k] = v
+			}
+		}
+		refs := append(s.committed.Runs[:0:0], s.committed.Runs...)
+		s.mu.Unlock()
+		for _, ref := range refs {
+			k := runKey(ref.Project, ref.ExternalID)
+			rr := RunReport{ExternalID: ref.ExternalID, Project: ref.Project}
+			if r, ok := runs[k]; ok {
+				r.mu.Lock()
+				rr.Name, rr.RunID, rr.URL, rr.Files = r.name, r.runID, r.url, r.files
+				rr.Status = r.finished
+				if rr.Status == "" && r.created {
+					rr.Status = "RUNNING"
+				}
+				if len(r.names) > 0 {
+					rr.Points = map[string]int64{}
+					for n, c := range r.names {
+						rr.Points[n] = *c
+					}
+				}
+				r.mu.Unlock()
+			} else if kr, ok := known[k]; ok {
+				rr.Name, rr.RunID, rr.URL, rr.Status = kr.Name, kr.RunID, kr.URL, kr.Status
+			}
+			if !seenRun[k] {
+				seenRun[k] = true
+				rep.Totals.Runs++
+				for _, n := range rr.Points {
+					rep.Totals.Points += n
+				}
+				rep.Totals.Files += rr.Files
+			}
+			sr.Runs = append(sr.Runs, rr)
+		}
+		rep.Streams = append(rep.Streams, sr)
+	}
+	sort.Slice(rep.Streams, func(i, j int) bool { return rep.Streams[i].SourceID < rep.Streams[j].SourceID })
+	a.failures.mu.Lock()
+	rep.Failures = append(rep.Failures, a.failures.list...)
+	a.failures.mu.Unlock()
+	rep.Totals.Streams = len(rep.Streams)
+	rep.Totals.StreamsSkipped = a.stats.StreamsSkipped.Load()
+	rep.Totals.StreamsFailed = a.stats.StreamsFailed.Load()
+	rep.Totals.RecordsBad = a.stats.RecordsBad.Load()
+	rep.Totals.LinesRejected = a.stats.LinesRejected.Load()
+	rep.Complete = a.drainedAll && rep.Totals.StreamsFailed == 0 && len(rep.Failures) == 0
+	return rep
+}
+
+// progressLoop prints progress: streams done of those found, points sent,
+// rate and an estimate of the time left.
+func (a *Agent) progressLoop(stop <-chan struct{}) {
+	w := a.opts.Progress
+	every := 10 * time.Second
+	if a.opts.ProgressTTY {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	start := time.Now()
+	lastPoints, lastT := int64(0), start
+	line := func(final bool) {
+		total, done := 0, 0
+		a.mu.Lock()
+		streams := make([]*streamState, 0, len(a.streams))
+		for _, s := range a.streams {
+			streams = append(streams, s)
+		}
+		a.mu.Unlock()
+		for _, s := range streams {
+			total++
+			if s.finished() {
+				done++
+			}
+		}
+		pts := a.stats.PointsSent.Load()
+		now := time.Now()
+		rate := float64(pts-lastPoints) / max(now.Sub(lastT).Seconds(), 1e-3)
+		if final {
+			rate = float64(pts) / max(now.Sub(start).Seconds(), 1e-3)
+		}
+		lastPoints, lastT = pts, now
+		eta := "?"
+		if done > 0 && done < total {
+			el := now.Sub(start)
+			eta = (time.Duration(float64(el) / float64(done) * float64(total-done))).Round(time.Second).String()
+		} else if done == total {
+			eta = "0s"
+		}
+		msg := fmt.Sprintf("progress: streams %d/%d done, %s points sent (%s/s), elapsed %s, eta %s",
+			done, total, human(pts), human(int64(rate)), now.Sub(start).Round(time.Second), eta)
+		if a.opts.ProgressTTY {
+			fmt.Fprintf(w, "\r\x1b[K%s", msg)
+			if final {
+				io.WriteString(w, "\n")
+			}
+		} else {
+			fmt.Fprintln(w, msg)
+		}
+	}
+	for {
+		select {
+		case <-stop:
+			line(true)
+			return
+		case <-t.C:
+			line(false)
+		}
+	}
+}
+
+// human prints a count with a k/M/G suffix.
+func human(n int64) string {
+	f := float64(n)
+	for _, u := range []string{"", "k", "M", "G"} {
+		if f < 1000 || u == "G" {
+			if u == "" {
+				return fmt.Sprintf("%d", n)
+			}
+			return strings.TrimSuffix(strings.TrimSuffix(fmt.Sprintf("%.2f", f), "0"), ".0") + u
+		}
+		f /= 1000
+	}
+	return fmt.Sprint(n)
+}
