@@ -124,13 +124,15 @@ func newStreamState(cp checkpoint.Stream) *streamState {
 		path:        cp.Path,
 		runPath:     cp.RunPath,
 		committed:   cp,
-		sent:        map[string]checkpoint.Mark{},
-		skipBefore:  map[string]checkpoint.Mark{},
 		firstCommit: make(chan struct{}),
 	}
-	for k, v := range cp.Sent {
-		s.sent[k] = v
-		s.skipBefore[k] = v
+	if len(cp.Sent) > 0 {
+		s.sent = make(map[string]checkpoint.Mark, len(cp.Sent))
+		s.skipBefore = make(map[string]checkpoint.Mark, len(cp.Sent))
+		for k, v := range cp.Sent {
+			s.sent[k] = v
+			s.skipBefore[k] = v
+		}
 	}
 	s.lastTime.Store(cp.LastTime)
 	s.cond = sync.NewCond(&s.mu)
@@ -273,6 +275,9 @@ func (s *streamState) idle() bool {
 // markSent records that the non-idempotent event m of run was delivered.
 func (s *streamState) markSent(run string, m checkpoint.Mark) {
 	s.mu.Lock()
+	if s.sent == nil {
+		s.sent = map[string]checkpoint.Mark{}
+	}
 	if cur, ok := s.sent[run]; !ok || cur.Less(m) {
 		s.sent[run] = m
 		s.dirty = true

@@ -433,7 +433,7 @@ func (a *Agent) finishUntouched() {
 		if !inMem && isKnown && known.RunID > 0 && known.Status == event.StatusRunning {
 			r = &runState{key: known.ExternalID, project: known.Project, source: known.Source, name: known.Name,
 				runID: known.RunID, url: known.URL, created: true, tags: known.Tags, lastTime: known.LastTime,
-				createdAt: known.CreatedAt, names: map[string]*int64{}, touched: true}
+				createdAt: known.CreatedAt, names: map[string]int64{}, touched: true}
 			a.runs[k] = r
 			inMem = true
 		}

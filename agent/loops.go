@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"runtime/debug"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -13,6 +15,9 @@ import (
 // lingerLoop cuts partial batches that have waited the linger time.
 func (a *Agent) lingerLoop(ctx context.Context) {
 	linger := a.opts.Batch.Linger
+	// Batches due within slack of each other are cut together, so a busy
+	// agent wakes once per slack, not once per batch.
+	slack := linger / 4
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -33,16 +38,23 @@ func (a *Agent) lingerLoop(ctx context.Context) {
 			case <-timer.C:
 			}
 		}
-		a.linger.pop()
-		r := item.run
-		r.mu.Lock()
-		r.lingered = false
-		for k := kind(0); k < nKinds; k++ {
-			a.cut(r, k)
+		due := a.now().Add(slack - linger)
+		for {
+			item, ok := a.linger.next()
+			if !ok || item.since.After(due) {
+				break
+			}
+			a.linger.pop()
+			r := item.run
+			r.mu.Lock()
+			r.lingered = false
+			for k := kind(0); k < nKinds; k++ {
+				a.cut(r, k)
+			}
+			jobs := a.schedule(r)
+			r.mu.Unlock()
+			a.jobs.push(jobs...)
 		}
-		jobs := a.schedule(r)
-		r.mu.Unlock()
-		a.jobs.push(jobs...)
 	}
 }
 
@@ -194,20 +206,49 @@ func (a *Agent) saveNow() error {
 	return nil
 }
 
+// heartbeatWorkers is how many heartbeats are in flight at once. Ten
+// thousand open runs need about 333 a second at the default interval.
+const heartbeatWorkers = 4
+
 // lifecycleLoop sends heartbeats for active runs and, in follow mode,
 // finishes runs that have been idle for their idle timeout.
 func (a *Agent) lifecycleLoop(ctx context.Context) {
 	tick := min(time.Second, a.opts.HeartbeatInterval/2)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	sem := make(chan struct{}, 4)
+	beats := make(chan *runState, 1024)
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	for i := 0; i < heartbeatWorkers; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range beats {
+				a.heartbeat(r)
+			}
+		}()
+	}
+	defer func() {
+		close(beats)
+		wg.Wait()
+	}()
+	var lastFree time.Time
+	heapFree := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		// Once a burst (a backlog, a catch-up) is delivered, hand the
+		// memory it used back to the system: the Go runtime would
+		// otherwise keep it for minutes, and beside a training job the
+		// agent's footprint is what people see.
+		if a.budget.inUse() == 0 && time.Since(lastFree) >= 10*time.Second {
+			metrics.Read(heapFree)
+			if heapFree[0].Value.Kind() == metrics.KindUint64 && heapFree[0].Value.Uint64() >= 16<<20 {
+				debug.FreeOSMemory()
+				lastFree = time.Now()
+			}
 		}
 		now := a.now()
 		a.mu.Lock()
@@ -231,6 +272,8 @@ func (a *Agent) lifecycleLoop(ctx context.Context) {
 			if active {
 				nActive++
 			}
+			// A heartbeat is due once per interval; lastBeat is set when it
+			// is queued, so a run is never queued twice.
 			beat := active && now.Sub(r.lastBeat) >= a.opts.HeartbeatInterval
 			if beat {
 				r.lastBeat = now
@@ -246,17 +289,9 @@ func (a *Agent) lifecycleLoop(ctx context.Context) {
 			a.jobs.push(jobs...)
 			if beat {
 				select {
-				case sem <- struct{}{}:
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						defer func() { <-sem }()
-						a.heartbeat(r)
-					}()
-				default:
-					r.mu.Lock()
-					r.lastBeat = time.Time{} // try again next tick
-					r.mu.Unlock()
+				case beats <- r:
+				case <-ctx.Done():
+					return
 				}
 			}
 		}

@@ -121,7 +121,7 @@ func (a *Agent) Report() Report {
 				if len(r.names) > 0 {
 					rr.Points = map[string]int64{}
 					for n, c := range r.names {
-						rr.Points[n] = *c
+						rr.Points[n] = c
 					}
 				}
 				r.mu.Unlock()

@@ -119,7 +119,7 @@ func (a *Agent) getRun(src *sourceRT, project, id, name string, ss *streamState)
 		return r
 	}
 	r := &runState{key: id, project: project, source: src.cfg.Name, name: name,
-		names: map[string]*int64{}, idleTimeout: src.cfg.IdleTimeout}
+		names: map[string]int64{}, idleTimeout: src.cfg.IdleTimeout}
 	if known, ok := a.knownRuns[k]; ok {
 		r.runID, r.url = known.RunID, known.URL
 		r.tags = append(r.tags, known.Tags...)
@@ -248,11 +248,10 @@ func (a *Agent) addEvent(src *sourceRT, ss *streamState, r *runState, c *chunk, 
 // carries it is sent. Called with r.mu held.
 func (a *Agent) noteName(r *runState, name, logType string) {
 	if n, ok := r.names[name]; ok {
-		*n++
+		r.names[name] = n + 1
 		return
 	}
-	one := int64(1)
-	r.names[name] = &one
+	r.names[name] = 1
 	if r.unreg == nil {
 		r.unreg = map[string][]string{}
 	}
@@ -268,7 +267,7 @@ func (a *Agent) openBatch(r *runState, k kind, now time.Time) *batch {
 	}
 	b := &batch{kind: k, run: r}
 	if k != kFiles {
-		b.body = make([]byte, 0, min(a.opts.Batch.MaxBytes, 64<<10))
+		b.body = getBody()
 	}
 	r.open[k] = b
 	if !r.lingered {

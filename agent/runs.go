@@ -99,7 +99,7 @@ type runState struct {
 	lingered bool // on the agent's linger list
 
 	// Log names: every name seen, and those not yet registered by log type.
-	names   map[string]*int64 // log name -> points (metrics) or rows routed
+	names   map[string]int64 // log name -> points (metrics) or rows routed
 	unreg   map[string][]string
 	nameGen uint64
 	regGen  uint64

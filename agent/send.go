@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mlop-ai/mlop-agent/event"
@@ -159,6 +160,7 @@ func (a *Agent) complete(b *batch) {
 	}
 	b.refs.release()
 	a.budget.release(b.charged)
+	putBody(b.body)
 	b.body, b.files = nil, nil
 }
 
@@ -204,7 +206,15 @@ func (a *Agent) send(r *runState, b *batch) {
 				m.s.markSent(r.key, m.m)
 			}
 		}
-		r.barrier = a.requestSave()
+		// Non-metric rows: the next batch waits until this one is recorded
+		// as sent (one batch of duplicates at most after a crash). Metrics:
+		// while the run is catching up (more batches queued), likewise, so
+		// a crash re-sends little; while it keeps up with a live writer,
+		// progress is saved every checkpoint interval instead of after each
+		// small batch, which keeps fsyncs off a training machine's disk.
+		if !b.kind.idempotent() || len(r.queue[b.kind]) > 0 {
+			r.barrier = a.requestSave()
+		}
 		for _, m := range b.marks {
 			if m.s.lastTime.Load() < b.newest {
 				m.s.lastTime.Store(b.newest)
@@ -235,6 +245,21 @@ func (a *Agent) send(r *runState, b *batch) {
 	jobs := a.schedule(r)
 	r.mu.Unlock()
 	a.jobs.push(jobs...)
+}
+
+// bodies recycles batch buffers. A live batch is often one line; without
+// the pool each would allocate a fresh buffer.
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+
+func getBody() []byte { return (*bodies.Get().(*[]byte))[:0] }
+
+// putBody returns a buffer, unless it grew large (those go to the GC so the
+// pool does not pin big buffers).
+func putBody(b []byte) {
+	if b == nil || cap(b) > 1<<20 {
+		return
+	}
+	bodies.Put(&b)
 }
 
 // splitBatch halves a metrics batch by lines. The halves share the

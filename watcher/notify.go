@@ -9,24 +9,24 @@ import (
 	"github.com/fsnotify/fsnotify"
 )
 
-// notice is what the notifier reports: a path that changed, a directory
-// that appeared, or an overflow (events were lost; rescan everything).
+// notice is what a change notification means to the tailer: a path that
+// changed, a directory that appeared, or an overflow (events were lost;
+// rescan everything).
 type notice struct {
 	path       string
 	dirCreated bool
 	overflow   bool
+	write      bool // only data was written: no new name, no removal
 }
 
 // notifier watches directories (never files: one watch per directory keeps
-// the inotify budget small and sees files created later) and forwards
-// events. It owns one goroutine, stopped by close.
+// the inotify budget small and sees files created later). The tailer's
+// goroutine receives its events directly — no goroutine of its own in
+// between, which saves a wake-up per event — and is the only one to call
+// add.
 type notifier struct {
 	w       *fsnotify.Watcher
 	log     *slog.Logger
-	events  chan notice
-	done    chan struct{}
-	wg      sync.WaitGroup
-	mu      sync.Mutex
 	watched map[string]bool
 	once    sync.Once
 }
@@ -36,15 +36,10 @@ func newNotifier(log *slog.Logger) (*notifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &notifier{w: w, log: log, events: make(chan notice, 4096), done: make(chan struct{}), watched: map[string]bool{}}
-	n.wg.Add(1)
-	go n.loop()
-	return n, nil
+	return &notifier{w: w, log: log, watched: map[string]bool{}}, nil
 }
 
 func (n *notifier) add(dir string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.watched[dir] {
 		return
 	}
@@ -55,64 +50,33 @@ func (n *notifier) add(dir string) {
 	n.watched[dir] = true
 }
 
-func (n *notifier) send(v notice) {
-	select {
-	case n.events <- v:
-	case <-n.done:
-	default:
-		// The queue is full: the tailer is behind. Ask for a rescan,
-		// which finds everything the dropped notices would have.
-		select {
-		case n.events <- notice{overflow: true}:
-		default:
+// translate turns an fsnotify event into a notice; ok is false for events
+// that mean nothing to the tailer.
+func (n *notifier) translate(ev fsnotify.Event) (notice, bool) {
+	if ev.Has(fsnotify.Create) {
+		if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
+			return notice{path: ev.Name, dirCreated: true}, true
 		}
 	}
-}
-
-func (n *notifier) loop() {
-	defer n.wg.Done()
-	for {
-		select {
-		case <-n.done:
-			return
-		case ev, ok := <-n.w.Events:
-			if !ok {
-				return
-			}
-			if ev.Has(fsnotify.Create) {
-				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
-					n.send(notice{path: ev.Name, dirCreated: true})
-					continue
-				}
-			}
-			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
-				n.mu.Lock()
-				delete(n.watched, ev.Name) // a watched directory went away
-				n.mu.Unlock()
-			}
-			if ev.Op == fsnotify.Chmod {
-				continue
-			}
-			n.send(notice{path: ev.Name})
-		case err, ok := <-n.w.Errors:
-			if !ok {
-				return
-			}
-			if errors.Is(err, fsnotify.ErrEventOverflow) {
-				n.send(notice{overflow: true})
-				continue
-			}
-			n.log.Debug("file notification error", "error", err)
-		}
+	if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+		delete(n.watched, ev.Name) // a watched directory went away
 	}
+	if ev.Op == fsnotify.Chmod {
+		return notice{}, false
+	}
+	return notice{path: ev.Name, write: ev.Op == fsnotify.Write}, true
 }
 
-// close stops the goroutine and releases the inotify descriptor; it is safe
-// to call twice.
+// translateErr turns an fsnotify error into a notice.
+func (n *notifier) translateErr(err error) (notice, bool) {
+	if errors.Is(err, fsnotify.ErrEventOverflow) {
+		return notice{overflow: true}, true
+	}
+	n.log.Debug("file notification error", "error", err)
+	return notice{}, false
+}
+
+// close releases the inotify descriptor; it is safe to call twice.
 func (n *notifier) close() {
-	n.once.Do(func() {
-		close(n.done)
-		n.w.Close()
-		n.wg.Wait()
-	})
+	n.once.Do(func() { n.w.Close() })
 }

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"io"
 	"os"
+	"sync"
 
 	"github.com/mlop-ai/mlop-agent/event"
 )
@@ -94,6 +95,11 @@ type lineReader struct {
 
 const minReadBuf = 64 << 10
 
+// readBufs recycles read buffers: a file's buffer is returned when the
+// file is idle, so thousands of idle files hold none, and a busy file does
+// not allocate one per read.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, minReadBuf); return &b }}
+
 func newLineReader(f *os.File, offset, line int64, maxLine int) *lineReader {
 	return &lineReader{f: f, pos: offset, line: line, maxLine: maxLine}
 }
@@ -107,13 +113,18 @@ func (r *lineReader) pending() bool { return r.end > r.start || r.discard }
 // release drops the buffer when nothing is pending, so idle files cost no
 // memory.
 func (r *lineReader) release() {
-	if !r.pending() {
+	if !r.pending() && r.buf != nil {
+		if cap(r.buf) == minReadBuf {
+			b := r.buf[:minReadBuf]
+			readBufs.Put(&b)
+		}
 		r.buf, r.start, r.end = nil, 0, 0
 	}
 }
 
 // chunkResult describes what next returned.
 type chunkResult struct {
+	eof       bool // the read reached the current end of the file
 	recs      []event.Record
 	end       int64 // offset after the last record
 	line      int64
@@ -129,7 +140,7 @@ type chunkResult struct {
 func (r *lineReader) next(dst []event.Record, maxBytes int, final bool) (chunkResult, error) {
 	res := chunkResult{recs: dst[:0], end: r.pos, line: r.line}
 	if cap(r.buf) == 0 {
-		r.buf = make([]byte, minReadBuf)
+		r.buf = *readBufs.Get().(*[]byte)
 	}
 	// Compact so the unread partial line starts the buffer.
 	if r.start > 0 {
@@ -179,6 +190,7 @@ func (r *lineReader) next(dst []event.Record, maxBytes int, final bool) (chunkRe
 		r.discard, r.long = false, nil
 	}
 	res.end, res.line = r.pos, r.line
+	res.eof = eof
 	res.consumed = r.pos - startPos
 	if res.consumed > 0 {
 		// The consumed bytes still sit in the buffer right before start

@@ -22,6 +22,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
+
 	"github.com/mlop-ai/mlop-agent/event"
 )
 
@@ -119,6 +121,10 @@ type Chunk struct {
 	Size        int64 // file size when read
 }
 
+// notifiedRescan is how many poll intervals pass between rescans while
+// file notifications work.
+const notifiedRescan = 10
+
 // Close reasons.
 const (
 	ClosedRotated  = "rotated" // replaced at its path; read to its end
@@ -174,6 +180,7 @@ type Tailer struct {
 	watcher *notifier
 	now     func() time.Time
 
+	remote     bool          // a root is on a network filesystem: inotify misses remote writes
 	finish     chan struct{} // closed by Finish
 	finishOnce sync.Once
 
@@ -248,16 +255,26 @@ func (t *Tailer) Run(ctx context.Context, known []Known, h Handler) error {
 	if err := t.rescan(ctx); err != nil {
 		return err
 	}
+	for _, root := range t.matcher.Roots() {
+		if onNetworkFS(root) {
+			t.remote = true
+			t.log.Info("files on a network filesystem: polling every poll_interval", "dir", root)
+		}
+	}
 	tick := time.NewTicker(t.opts.PollInterval)
 	defer tick.Stop()
+	ticks := 0
 	for {
 		if err := t.drainDirty(ctx); err != nil {
 			return err
 		}
 		t.publish()
-		var events <-chan notice
+		var (
+			events <-chan fsnotify.Event
+			errs   <-chan error
+		)
 		if t.watcher != nil {
-			events = t.watcher.events
+			events, errs = t.watcher.w.Events, t.watcher.w.Errors
 		}
 		select {
 		case <-ctx.Done():
@@ -265,27 +282,64 @@ func (t *Tailer) Run(ctx context.Context, known []Known, h Handler) error {
 		case <-t.finish:
 			return t.finishAll(ctx)
 		case <-tick.C:
+			ticks++
+			// With working notifications on local disks the rescan only
+			// catches what notifications missed, so it runs every
+			// notifiedRescan ticks; without them (no inotify, network
+			// filesystems) every tick.
+			if t.watcher != nil && !t.remote && ticks%notifiedRescan != 0 {
+				continue
+			}
 			if err := t.rescan(ctx); err != nil {
 				return err
 			}
-		case n := <-events:
-			if err := t.handleNotice(ctx, n); err != nil {
+		case ev, ok := <-events:
+			if !ok {
+				t.watcher = nil // closed: polling alone from now on
+				continue
+			}
+			if err := t.handleEvent(ctx, ev); err != nil {
 				return err
 			}
-			// Take every notice already queued before reading, so a
-			// burst of writes costs one read.
+			// Take every event already queued before reading, so a burst
+			// of writes costs one read.
 			for more := true; more; {
 				select {
-				case n := <-events:
-					if err := t.handleNotice(ctx, n); err != nil {
+				case ev, ok := <-events:
+					if !ok {
+						more = false
+						break
+					}
+					if err := t.handleEvent(ctx, ev); err != nil {
 						return err
 					}
 				default:
 					more = false
 				}
 			}
+		case err, ok := <-errs:
+			if !ok {
+				continue
+			}
+			if n, ok := t.watcher.translateErr(err); ok {
+				if err := t.handleNotice(ctx, n); err != nil {
+					return err
+				}
+			}
 		}
 	}
+}
+
+// handleEvent reacts to one file notification.
+func (t *Tailer) handleEvent(ctx context.Context, ev fsnotify.Event) error {
+	if t.watcher == nil {
+		return nil
+	}
+	n, ok := t.watcher.translate(ev)
+	if !ok {
+		return nil
+	}
+	return t.handleNotice(ctx, n)
 }
 
 // finishAll picks up files that appeared last, reads every stream to the
@@ -383,6 +437,15 @@ func (t *Tailer) handleNotice(ctx context.Context, n notice) error {
 		return nil
 	}
 	if s, ok := t.active[n.path]; ok {
+		if n.write && s.f != nil {
+			// New data in a file we hold open: read it, unless it shrank.
+			// Its identity is re-checked by the next rescan (every poll
+			// interval) and on every create, rename or removal notice.
+			if fi, err := s.f.Stat(); err == nil && fi.Size() >= s.rd.readPos() {
+				s.dirty = true
+				return nil
+			}
+		}
 		return t.check(ctx, s)
 	}
 	if t.matcher.Match(n.path) {
@@ -811,15 +874,21 @@ func (t *Tailer) readChunk(ctx context.Context, s *stream, final bool) (int64, e
 	if res.markerLen > 0 {
 		s.marker, s.markerLen = res.marker, res.markerLen
 	}
-	if fi, err := s.f.Stat(); err == nil {
-		s.size = fi.Size()
-	}
+	// The size is refreshed by checks and rescans; a read cannot end
+	// beyond it.
+	s.size = max(s.size, res.end)
 	c := &Chunk{
 		Key: s.key, Path: s.path, Records: res.recs, End: res.end, Line: res.line,
 		Marker: s.marker, MarkerLen: s.markerLen, Fingerprint: s.fp, FingerLen: s.fpLen, Size: s.size,
 	}
 	if err := t.h.StreamChunk(ctx, c); err != nil {
 		return 0, err
+	}
+	if res.eof {
+		// Everything there was is read and handed over (records alias the
+		// buffer only during StreamChunk): give the buffer back now, so
+		// reading ten thousand files needs one buffer, not ten thousand.
+		s.rd.release()
 	}
 	return res.consumed, nil
 }

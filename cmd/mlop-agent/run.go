@@ -186,6 +186,7 @@ func runAgent(ctx context.Context, f agentFlags, follow bool, stdout, stderr io.
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
+	startPprof(log)
 	if !f.dryRun {
 		if err := cfg.Server.RequireAPIKey(); err != nil {
 			return fmt.Errorf("%w: %v", errConfig, err)

@@ -11,6 +11,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mlop-ai/mlop-agent/event"
 	"github.com/mlop-ai/mlop-agent/parsers"
@@ -31,9 +32,9 @@ var defaultTimeFields = []string{"time", "timestamp", "_timestamp", "ts"}
 // a timestamp.
 const minAutoTime = 1e9
 
-// maxInterned bounds the name intern table so a file with unbounded key
-// cardinality cannot grow the parser's memory without limit.
-const maxInterned = 1 << 14
+// maxInterned bounds the name intern table so files with unbounded key
+// cardinality cannot grow the process's memory without limit.
+const maxInterned = 1 << 16
 
 // maxStringValue is the longest string value sent as a string-series point;
 // longer ones are skipped, as the pluto SDK does.
@@ -55,7 +56,6 @@ type Parser struct {
 	explicitTm bool
 
 	sc      scanner
-	names   map[string]string
 	prefix  []byte
 	points  []event.Point
 	strs    []strPoint
@@ -81,7 +81,6 @@ func New(opts parsers.Options) (parsers.Parser, error) {
 	p := &Parser{
 		opts:      opts,
 		stepField: opts.StepField,
-		names:     map[string]string{},
 		last:      map[string]int64{},
 	}
 	if p.stepField == "" {
@@ -106,6 +105,14 @@ type state struct {
 func (p *Parser) State() ([]byte, error) {
 	if len(p.last) == 0 {
 		return nil, nil
+	}
+	if n, ok := p.last[""]; ok && len(p.last) == 1 {
+		// The common case, a file of one run, without the reflection of
+		// encoding/json: State is taken after every chunk.
+		b := make([]byte, 0, 32)
+		b = append(b, `{"last":{"":`...)
+		b = strconv.AppendInt(b, n, 10)
+		return append(b, "}}"...), nil
 	}
 	return json.Marshal(state{Last: p.last})
 }
@@ -333,16 +340,33 @@ func (p *Parser) addPoint(v float64) {
 	p.points = append(p.points, event.Point{Name: p.intern(name), Value: v})
 }
 
-// intern returns a string equal to b, shared between lines so repeated
-// metric names cost no allocation.
-func (p *Parser) intern(b []byte) string {
-	if s, ok := p.names[string(b)]; ok {
+// intern returns a string equal to b, shared between lines and between
+// files (ten thousand files of one training setup repeat the same metric
+// names), so repeated names cost no allocation and little memory.
+func (p *Parser) intern(b []byte) string { return names.intern(b) }
+
+// internTable is the process-wide name table, bounded so unbounded key
+// cardinality cannot grow it without limit.
+type internTable struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+var names = &internTable{m: map[string]string{}}
+
+func (t *internTable) intern(b []byte) string {
+	t.mu.RLock()
+	s, ok := t.m[string(b)]
+	t.mu.RUnlock()
+	if ok {
 		return s
 	}
-	s := string(b)
-	if len(p.names) < maxInterned {
-		p.names[s] = s
+	s = string(b)
+	t.mu.Lock()
+	if len(t.m) < maxInterned {
+		t.m[s] = s
 	}
+	t.mu.Unlock()
 	return s
 }
 

@@ -170,6 +170,15 @@ func TestAutoStep(t *testing.T) {
 		t.Errorf("steps = %v, want %v", steps, want)
 	}
 
+	// The single-run fast path encodes what encoding/json would.
+	one := newParser(t, parsers.Options{})
+	parseLines(t, one, `{"m": 1}`, `{"step": 41, "m": 1}`)
+	fast, _ := one.State()
+	slow, _ := json.Marshal(state{Last: one.last})
+	if string(fast) != string(slow) {
+		t.Errorf("State() = %s, want %s", fast, slow)
+	}
+
 	// The counters survive a restart through State/Restore.
 	st, err := p.State()
 	if err != nil {
