@@ -26,6 +26,7 @@ type chunk struct {
 	size    int64  // file size when read
 	bytes   int64  // bytes of input, for progress
 	readAt  time.Time
+	newest  int64 // newest event time in the chunk, unix ms
 	refs    atomic.Int64
 }
 
@@ -235,6 +236,11 @@ func (s *streamState) advance() bool {
 	}
 	if i == 0 {
 		return false
+	}
+	for _, done := range s.pending[:i] {
+		if done.newest > s.lastTime.Load() {
+			s.lastTime.Store(done.newest)
+		}
 	}
 	c := s.pending[i-1]
 	s.committed.Pos = c.end

@@ -127,6 +127,7 @@ func New(opts Options, client Client) (*Agent, error) {
 	}
 	a := &Agent{
 		opts:        opts,
+		tel:         opts.Telemetry,
 		log:         opts.Logger,
 		client:      client,
 		store:       store,

@@ -33,6 +33,9 @@ func (a *Agent) routeChunk(src *sourceRT, ss *streamState, c *chunk, evs []event
 	}
 	for i := range evs {
 		ev := &evs[i]
+		if ev.Time > c.newest && ev.Kind != event.KindRun {
+			c.newest = ev.Time
+		}
 		if i > 0 && ev.Pos == lastPos {
 			idx++
 		} else {

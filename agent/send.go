@@ -215,11 +215,6 @@ func (a *Agent) send(r *runState, b *batch) {
 		if !b.kind.idempotent() || len(r.queue[b.kind]) > 0 {
 			r.barrier = a.requestSave()
 		}
-		for _, m := range b.marks {
-			if m.s.lastTime.Load() < b.newest {
-				m.s.lastTime.Store(b.newest)
-			}
-		}
 		a.complete(b)
 	case isFatal(err):
 		a.unauthorized(err)

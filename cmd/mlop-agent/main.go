@@ -49,6 +49,7 @@ func init() {
 		{"backfill", "ship everything in the configured files, finish the runs, exit", cmdBackfill},
 		{"import", "load Neptune offline data or a neptune-exporter export, resumably", cmdImport},
 		{"check", "validate the configuration (and the server and key, unless --offline)", cmdCheck},
+		{"status", "show what has been delivered, per file, from the state directory", cmdStatus},
 		{"version", "print the version", cmdVersion},
 	}
 }
