@@ -232,6 +232,7 @@ func (a *Agent) lifecycleLoop(ctx context.Context) {
 		wg.Wait()
 	}()
 	var lastFree time.Time
+	ticksDone := 0
 	heapFree := []metrics.Sample{{Name: "/memory/classes/heap/free:bytes"}}
 	for {
 		select {
@@ -266,11 +267,16 @@ func (a *Agent) lifecycleLoop(ctx context.Context) {
 			}
 		}
 		nActive := 0
+		checkConfig := a.opts.Follow && ticksDone%5 == 0
+		ticksDone++
 		for _, r := range runs {
 			r.mu.Lock()
 			active := r.created && r.finished == "" && r.broken == nil
 			if active {
 				nActive++
+			}
+			if checkConfig && active && a.refreshConfigFiles(r) {
+				a.jobs.push(a.schedule(r)...)
 			}
 			// A heartbeat is due once per interval; lastBeat is set when it
 			// is queued, so a run is never queued twice.

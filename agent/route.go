@@ -131,7 +131,9 @@ func (a *Agent) getRun(src *sourceRT, project, id, name string, ss *streamState)
 	r.addTags(src.cfg.Tags, nil)
 	r.cfgInitial = deepMerge(nil, src.cfg.Config)
 	if len(src.cfg.ConfigFiles) > 0 {
-		r.cfgInitial = deepMerge(r.cfgInitial, src.readConfigFiles(ss.runPath))
+		doc, sig := src.readConfigFiles(ss.runPath)
+		r.cfgInitial = deepMerge(r.cfgInitial, doc)
+		r.cfgSource, r.cfgPath, r.cfgSig = src, ss.runPath, sig
 	}
 	a.runs[k] = r
 	return r

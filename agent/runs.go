@@ -105,6 +105,9 @@ type runState struct {
 	regGen  uint64
 
 	cfgInitial  map[string]any // config sent with the first create
+	cfgSource   *sourceRT      // the source whose config_files feed the run (nil: none)
+	cfgPath     string         // the metric file the config_files globs are relative to
+	cfgSig      string         // signature of the config files last read
 	idleTimeout time.Duration  // follow mode: finish after this long without data (<0 never)
 
 	tags       []string // the full tag set as the agent believes it is

@@ -74,9 +74,9 @@ func (a *Agent) buildSources() ([]*sourceRT, error) {
 			return nil, fmt.Errorf("source %q: unknown format %q (known: %s)", s.Name, s.Format, strings.Join(parsers.Formats(), ", "))
 		}
 		rt.uploadRoots = a.uploadRoots(s)
-		if rt.stream != nil {
-			// Formats that write inline files out (Neptune's base64 images)
-			// spool them under the state directory; those may be uploaded.
+		if rt.stream != nil && strings.HasPrefix(s.Format, "neptune") {
+			// Neptune's inline files (base64 images) are written out under
+			// the state directory; those may be uploaded.
 			spool := filepath.Join(a.opts.StateDir, "spool", s.Name)
 			if rt.cfg.Params == nil {
 				rt.cfg.Params = map[string]string{}
@@ -675,24 +675,65 @@ func (s *sourceRT) reportWarnings(ss *streamState, w parsers.Warner) {
 	}
 }
 
-// readConfigFiles merges the sidecar config files of a metric file.
-func (s *sourceRT) readConfigFiles(path string) map[string]any {
-	if s.a.opts.ReadConfigFile == nil {
-		return nil
-	}
+// readConfigFiles merges the sidecar config files of a metric file, and
+// returns a signature of their names, sizes and times.
+func (s *sourceRT) readConfigFiles(path string) (map[string]any, string) {
 	out := map[string]any{}
+	matches := s.configFiles(path)
+	sig := filesSignature(matches)
+	if s.a.opts.ReadConfigFile == nil {
+		return out, sig
+	}
+	for _, m := range matches {
+		doc, err := s.a.opts.ReadConfigFile(m)
+		if err != nil {
+			s.log.Warn("cannot read config file", "path", m, "error", err)
+			continue
+		}
+		out = deepMerge(out, doc)
+	}
+	return out, sig
+}
+
+// configFiles lists the files run.config_files matches beside path.
+func (s *sourceRT) configFiles(path string) []string {
 	dir := filepath.Dir(path)
+	var all []string
 	for _, g := range s.cfg.ConfigFiles {
 		matches, _ := filepath.Glob(filepath.Join(dir, g))
 		sort.Strings(matches)
-		for _, m := range matches {
-			doc, err := s.a.opts.ReadConfigFile(m)
-			if err != nil {
-				s.log.Warn("cannot read config file", "path", m, "error", err)
-				continue
-			}
-			out = deepMerge(out, doc)
+		all = append(all, matches...)
+	}
+	return all
+}
+
+// filesSignature summarises names, sizes and modification times.
+func filesSignature(paths []string) string {
+	h := fnv.New64a()
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			fmt.Fprintf(h, "%s\x00%d\x00%d\n", p, fi.Size(), fi.ModTime().UnixNano())
 		}
 	}
-	return out
+	return fmt.Sprintf("%016x", h.Sum64())
+}
+
+// refreshConfigFiles re-reads a run's config files when they changed and
+// queues the new content as a config update. Called with r.mu held.
+func (a *Agent) refreshConfigFiles(r *runState) bool {
+	src := r.cfgSource
+	if src == nil {
+		return false
+	}
+	if filesSignature(src.configFiles(r.cfgPath)) == r.cfgSig {
+		return false
+	}
+	doc, sig := src.readConfigFiles(r.cfgPath)
+	r.cfgSig = sig
+	if len(doc) == 0 {
+		return false
+	}
+	src.log.Info("config file changed; updating the run's config", "run", r.name)
+	r.cfgDelta = deepMerge(r.cfgDelta, doc)
+	return true
 }
