@@ -26,7 +26,8 @@ type chunk struct {
 	size    int64  // file size when read
 	bytes   int64  // bytes of input, for progress
 	readAt  time.Time
-	newest  int64 // newest event time in the chunk, unix ms
+	newest  int64        // newest event time in the chunk, unix ms
+	ss      *streamState // set by push
 	refs    atomic.Int64
 }
 
@@ -61,10 +62,15 @@ func (r *refs) merge(o refs) {
 	}
 }
 
-// release drops every reference.
+// release drops every reference, and wakes a reader waiting for its
+// stream's window when a chunk becomes free.
 func (r refs) release() {
 	for _, x := range r {
-		x.c.refs.Add(-x.n)
+		if x.c.refs.Add(-x.n) == 0 && x.c.ss != nil && x.c.ss.waiters.Load() > 0 {
+			x.c.ss.mu.Lock()
+			x.c.ss.cond.Broadcast()
+			x.c.ss.mu.Unlock()
+		}
 	}
 }
 
@@ -79,10 +85,11 @@ type streamState struct {
 	runPath string
 
 	mu           sync.Mutex
-	cond         *sync.Cond // signalled when pending shrinks; guarded by mu
-	pending      []*chunk   // read, not committed, in order
-	pendingBytes int64      // input bytes of pending
-	enc          []byte     // the committed entry as last encoded for the state file
+	cond         *sync.Cond   // signalled when pending shrinks; guarded by mu
+	pending      []*chunk     // read, not committed, in order
+	pendingBytes int64        // input bytes of pending
+	enc          []byte       // the committed entry as last encoded for the state file
+	waiters      atomic.Int32 // readers blocked in waitWindow
 	committed    checkpoint.Stream
 	dirty        bool // committed changed since the last save
 	closed       bool // no more chunks will come (the reader finished with it)
@@ -192,6 +199,7 @@ func (s *streamState) runRefs() []checkpoint.RunRef {
 // one reference of its own until dispatch is complete.
 func (s *streamState) push(c *chunk) {
 	c.readAt = time.Now()
+	c.ss = s
 	s.mu.Lock()
 	s.pending = append(s.pending, c)
 	s.pendingBytes += c.bytes
@@ -205,22 +213,28 @@ func (s *streamState) push(c *chunk) {
 func (s *streamState) waitWindow(ctx context.Context, limit int64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.advanceLocked()
 	if s.pendingBytes <= limit || len(s.pending) == 0 {
 		return nil
 	}
+	s.waiters.Add(1)
+	defer s.waiters.Add(-1)
 	stop := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
 		s.cond.Broadcast()
 		s.mu.Unlock()
 	})
 	defer stop()
-	for s.pendingBytes > limit && len(s.pending) > 0 {
+	for {
+		s.advanceLocked()
+		if s.pendingBytes <= limit || len(s.pending) == 0 {
+			return nil
+		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		s.cond.Wait()
 	}
-	return nil
 }
 
 // advance pops the leading chunks that have no references left and moves
@@ -228,6 +242,11 @@ func (s *streamState) waitWindow(ctx context.Context, limit int64) error {
 func (s *streamState) advance() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.advanceLocked()
+}
+
+// advanceLocked is advance with mu held.
+func (s *streamState) advanceLocked() bool {
 	i := 0
 	for ; i < len(s.pending); i++ {
 		if s.pending[i].refs.Load() != 0 {

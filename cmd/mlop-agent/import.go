@@ -182,6 +182,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	startPprof(log)
 	var client agent.Client
 	if *dryRun {
 		client = newDryClient(stdout)

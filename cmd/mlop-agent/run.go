@@ -27,6 +27,7 @@ import (
 	_ "github.com/mlop-ai/mlop-agent/parsers/jsonl"
 	_ "github.com/mlop-ai/mlop-agent/parsers/mlflow"
 	_ "github.com/mlop-ai/mlop-agent/parsers/neptune"
+	_ "github.com/mlop-ai/mlop-agent/parsers/neptune/export"
 )
 
 // errConfig marks configuration problems (exit code 2).

@@ -314,5 +314,30 @@ func (b *bench) scenarioNeptune(ctx context.Context) error {
 		b.add(row{Scenario: sc, Figure: "throughput " + c.kind, Value: o.PointsPerSec(c.points), Unit: "points/s", Params: p})
 		b.add(row{Scenario: sc, Figure: "peak RSS " + c.kind, Value: float64(o.res.MaxRSSKiB) / 1024, Unit: "MiB", Params: p})
 	}
+
+	// A neptune-exporter parquet export of 10 M points over 8 runs.
+	exPoints := b.scaled(10_000_000, 0.1)
+	t0 = time.Now()
+	m, err := neptunetest.WriteExport(filepath.Join(dir, "export"), neptunetest.ExportOptions{
+		Variant: neptunetest.Export3, Runs: 8, PointsPerRun: int(exPoints / 8), StringValues: -1, Histograms: -1, FileSeries: -1})
+	if err != nil {
+		return fmt.Errorf("generate the neptune-exporter export: %w", err)
+	}
+	b.log.Info("generated", "neptune_export", m.DataDir, "points", m.Points(), "elapsed", time.Since(t0).Round(time.Millisecond))
+	o, err := b.runBest(ctx, backfillSpec{scenario: sc, name: "neptune-export", command: "import neptune-export", mode: mlopfake.ModeCount,
+		sources: unused, wantPoints: int64(m.Points()), wantRuns: int64(len(m.Runs)),
+		args: func(cfgPath, stateDir string) []string {
+			return []string{"import", "neptune-export", "-c", cfgPath, "--state-dir", stateDir, "--no-progress", "--parallel", "4",
+				"--files-dir", m.FilesDir, m.DataDir}
+		}})
+	if err != nil {
+		return err
+	}
+	if o.ok {
+		p := params{Points: int64(m.Points()), Files: int64(len(m.Runs)), Receiver: "count", Note: o.note()}
+		b.add(row{Scenario: sc, Figure: "throughput neptune-exporter parquet", Value: o.PointsPerSec(int64(m.Points())), Unit: "points/s",
+			Target: atLeast(2_000_000), Params: p})
+		b.add(row{Scenario: sc, Figure: "peak RSS neptune-exporter parquet", Value: float64(o.res.MaxRSSKiB) / 1024, Unit: "MiB", Params: p})
+	}
 	return nil
 }
