@@ -339,3 +339,36 @@ func TestSidecarExit(t *testing.T) {
 		})
 	}
 }
+
+// TestDryRun: --dry-run prints the requests, sends nothing, moves no
+// checkpoint.
+func TestDryRun(t *testing.T) {
+	srv := startFake(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.jsonl")
+	appendFile(t, path, `{"step": 1, "loss": 0.5, "phase": "warm", "_tags": ["t1"]}`+"\n")
+	cfg := writeConfig(t, dir, srv, fmt.Sprintf("sources:\n  - name: s\n    format: jsonl\n    paths: [\"%s\"]\n", path))
+	cmd := exec.Command(agentBin, "backfill", "-c", cfg, "--dry-run")
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	out := string(stdout)
+	for _, want := range []string{`"request":"POST /api/runs/create"`, `"request":"POST /ingest/metrics"`,
+		`{"time":`, `"loss":0.5`, `"request":"POST /ingest/data"`, `"request":"POST /api/runs/tags/update"`,
+		`"request":"POST /api/runs/status/update"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run output lacks %s:\n%s", want, out)
+		}
+	}
+	if c := srv.Counters(); c.Requests != 0 || len(srv.Runs()) != 0 {
+		t.Errorf("dry run reached the server: %+v", c)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "state", "state.json")); err == nil {
+		t.Error("dry run wrote a checkpoint")
+	}
+	// A real backfill afterwards sends everything.
+	if code, out := execAgent(t, 30*time.Second, "backfill", "-c", cfg); code != 0 || metricCount(srv, "m", "loss") != 1 {
+		t.Errorf("backfill after the dry run: %d\n%s", code, out)
+	}
+}
