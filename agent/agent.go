@@ -348,16 +348,7 @@ func (a *Agent) waitIdle(ctx context.Context) bool {
 }
 
 func (a *Agent) idle() bool {
-	a.mu.Lock()
-	runs := make([]*runState, 0, len(a.runs))
-	for _, r := range a.runs {
-		runs = append(runs, r)
-	}
-	streams := make([]*streamState, 0, len(a.streams))
-	for _, s := range a.streams {
-		streams = append(streams, s)
-	}
-	a.mu.Unlock()
+	runs, streams := a.runList(), a.streamList()
 	for _, r := range runs {
 		r.mu.Lock()
 		busy := r.broken == nil && r.busy()
@@ -377,12 +368,7 @@ func (a *Agent) idle() bool {
 
 // flushAll cuts every partial batch.
 func (a *Agent) flushAll() {
-	a.mu.Lock()
-	runs := make([]*runState, 0, len(a.runs))
-	for _, r := range a.runs {
-		runs = append(runs, r)
-	}
-	a.mu.Unlock()
+	runs := a.runList()
 	for _, r := range runs {
 		r.mu.Lock()
 		for k := kind(0); k < nKinds; k++ {
@@ -397,12 +383,7 @@ func (a *Agent) flushAll() {
 // finishTouched asks every run that received data in this process to
 // finish, at the end of a backfill.
 func (a *Agent) finishTouched() {
-	a.mu.Lock()
-	runs := make([]*runState, 0, len(a.runs))
-	for _, r := range a.runs {
-		runs = append(runs, r)
-	}
-	a.mu.Unlock()
+	runs := a.runList()
 	for _, r := range runs {
 		r.mu.Lock()
 		if r.touched && r.finished == "" && r.finish == "" && r.broken == nil {
@@ -450,6 +431,33 @@ func (a *Agent) finishUntouched() {
 		r.mu.Unlock()
 		a.jobs.push(jobs...)
 	}
+}
+
+// runList returns the runs known now; the caller locks each as needed.
+func (a *Agent) runList() []*runState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]*runState, 0, len(a.runs))
+	for _, r := range a.runs {
+		out = append(out, r)
+	}
+	return out
+}
+
+// streamList returns the streams known now.
+func (a *Agent) streamList() []*streamState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.streamListLocked()
+}
+
+// streamListLocked is streamList with a.mu held.
+func (a *Agent) streamListLocked() []*streamState {
+	out := make([]*streamState, 0, len(a.streams))
+	for _, s := range a.streams {
+		out = append(out, s)
+	}
+	return out
 }
 
 // loadState reads the checkpoint.

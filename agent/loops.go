@@ -113,15 +113,11 @@ func (a *Agent) saveNow() error {
 	gen := a.saveStarted.Add(1)
 	changed := a.runsDirty.Swap(false) || a.forceSave.Swap(false)
 
+	runs := a.runList()
 	a.mu.Lock()
-	streams := make([]*streamState, 0, len(a.streams))
-	for _, s := range a.streams {
-		streams = append(streams, s)
-	}
-	runs := make([]*runState, 0, len(a.runs))
-	for _, r := range a.runs {
-		runs = append(runs, r)
-	}
+	// Streams and the unclaimed checkpoint entries are read together, so a
+	// stream claimed meanwhile is in one list or the other.
+	streams := a.streamListLocked()
 	if a.loadedEnc == nil {
 		// Checkpointed streams not seen in this process are kept as they
 		// were, unless finished long ago.
@@ -252,12 +248,7 @@ func (a *Agent) lifecycleLoop(ctx context.Context) {
 			}
 		}
 		now := a.now()
-		a.mu.Lock()
-		runs := make([]*runState, 0, len(a.runs))
-		for _, r := range a.runs {
-			runs = append(runs, r)
-		}
-		a.mu.Unlock()
+		runs := a.runList()
 		a.tel.BufferBytes(a.budget.inUse())
 		for _, s := range a.srcs {
 			if t := s.tailer.Load(); t != nil {

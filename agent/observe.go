@@ -35,12 +35,7 @@ func statusOf(err error) int {
 // lags reports every stream's lag, for /metrics.
 func (a *Agent) lags() []telemetry.Lag {
 	now := time.Now()
-	a.mu.Lock()
-	streams := make([]*streamState, 0, len(a.streams))
-	for _, s := range a.streams {
-		streams = append(streams, s)
-	}
-	a.mu.Unlock()
+	streams := a.streamList()
 	out := make([]telemetry.Lag, 0, len(streams))
 	for _, s := range streams {
 		path, bytes, oldest := s.lag(now)
@@ -66,12 +61,7 @@ func (a *Agent) OldestUnacked() time.Time {
 }
 
 func (a *Agent) lagsOldest() []time.Time {
-	a.mu.Lock()
-	streams := make([]*streamState, 0, len(a.streams))
-	for _, s := range a.streams {
-		streams = append(streams, s)
-	}
-	a.mu.Unlock()
+	streams := a.streamList()
 	var out []time.Time
 	for _, s := range streams {
 		s.mu.Lock()

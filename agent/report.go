@@ -84,11 +84,8 @@ func (a *Agent) noteFailure(source, path string, err error) {
 // Report describes what the agent did; call it after Run returns.
 func (a *Agent) Report() Report {
 	rep := Report{Started: a.started, Finished: time.Now().UTC(), Summary: a.stats.Summary()}
+	streams := a.streamList()
 	a.mu.Lock()
-	streams := make([]*streamState, 0, len(a.streams))
-	for _, s := range a.streams {
-		streams = append(streams, s)
-	}
 	runs := map[string]*runState{}
 	for k, r := range a.runs {
 		runs[k] = r
@@ -167,12 +164,7 @@ func (a *Agent) progressLoop(stop <-chan struct{}) {
 	lastPoints, lastT := int64(0), start
 	line := func(final bool) {
 		total, done := 0, 0
-		a.mu.Lock()
-		streams := make([]*streamState, 0, len(a.streams))
-		for _, s := range a.streams {
-			streams = append(streams, s)
-		}
-		a.mu.Unlock()
+		streams := a.streamList()
 		for _, s := range streams {
 			total++
 			if s.finished() {
