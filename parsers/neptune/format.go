@@ -66,7 +66,7 @@ type Warning = parsers.Warning
 
 // Warner is implemented by every stream of this format. Warnings returns
 // the warnings collected since the previous call and forgets them; at most
-// maxWarnings are kept between calls, the rest are counted in Dropped.
+// mapping.MaxWarnings are kept between calls, the rest are counted in Dropped.
 type Warner = parsers.Warner
 
 // ErrCorrupt is wrapped by errors about unreadable Neptune data.
@@ -74,42 +74,6 @@ var ErrCorrupt = errors.New("corrupt neptune data")
 
 // ErrUnknownStream is returned by Open for a key this format did not make.
 var ErrUnknownStream = errors.New("unknown neptune stream")
-
-const maxWarnings = 1000
-
-// warnBuf collects warnings for Warnings.
-type warnBuf struct {
-	mu      sync.Mutex
-	ws      []Warning
-	dropped int
-	onSkip  func(string)
-}
-
-func (b *warnBuf) add(file string, ws []mapping.Warning) {
-	if len(ws) == 0 {
-		return
-	}
-	b.mu.Lock()
-	for _, w := range ws {
-		if len(b.ws) < maxWarnings {
-			b.ws = append(b.ws, Warning{File: file, Pos: w.Pos, Reason: w.Reason, Detail: w.Detail})
-		} else {
-			b.dropped++
-		}
-	}
-	b.mu.Unlock()
-	for range ws {
-		b.onSkip(parsers.SkipOther)
-	}
-}
-
-func (b *warnBuf) Warnings() ([]Warning, int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	ws, d := b.ws, b.dropped
-	b.ws, b.dropped = nil, 0
-	return ws, d
-}
 
 // Format reads Neptune offline data: neptune-client 1.x disk queues (all
 // three directory layouts) and neptune-scale run_operations.sqlite3
@@ -164,7 +128,7 @@ type common struct {
 	opts    parsers.Options
 	pm      pathMap
 	spool   string
-	warn    warnBuf
+	warn    mapping.WarnBuf
 	intern  map[string]string
 	mapper  *mapping.Mapper
 	runInfo *event.RunInfo
@@ -212,7 +176,7 @@ func newCommon(info parsers.StreamInfo, opts parsers.Options) (*common, error) {
 		sp = filepath.Join(os.TempDir(), "mlop-agent-neptune")
 	}
 	c := &common{info: info, opts: opts, pm: pm, spool: sp, intern: map[string]string{}, maxOps: chunkOps, maxEvents: chunkEvents}
-	c.warn.onSkip = opts.OnSkip
+	c.warn.OnSkip = opts.OnSkip
 	return c, nil
 }
 

@@ -174,7 +174,7 @@ func (f *Format) openN1(info parsers.StreamInfo, resume event.Position, st *stre
 		if opts.StepMultiplier > 0 && opts.StepMultiplier != mul {
 			// The chosen multiplier is kept: changing it mid-run would
 			// misplace every later point.
-			c.warn.add(info.Path, []mapping.Warning{{Pos: resume, Reason: ReasonBadStep,
+			c.warn.Add(info.Path, []mapping.Warning{{Pos: resume, Reason: ReasonBadStep,
 				Detail: fmt.Sprintf("step multiplier %d kept from the checkpoint; %d ignored", mul, opts.StepMultiplier)}})
 		}
 		s.mapper = mapping.New(st.Map, mapping.Options{Multiplier: mul, TrackSeries: true})
@@ -466,7 +466,7 @@ func (s *n1Stream) nextLine() ([]byte, lineStatus, error) {
 			return nil, lineNone, nil
 		}
 		if p := s.lr.partial(); p > 0 {
-			s.warn.add(s.lr.path, []mapping.Warning{{Pos: s.end, Reason: ReasonCorrupt,
+			s.warn.Add(s.lr.path, []mapping.Warning{{Pos: s.end, Reason: ReasonCorrupt,
 				Detail: fmt.Sprintf("truncated last record (%d bytes) dropped", p)}})
 		}
 		s.lr.close()
@@ -532,7 +532,7 @@ func (s *n1Stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, 
 		nbytes += int64(len(line)) + 1
 		ops++
 		if st == lineTooLong {
-			s.warn.add(s.lr.path, []mapping.Warning{{Pos: s.end, Reason: ReasonCorrupt, Detail: "record longer than 256 MiB skipped"}})
+			s.warn.Add(s.lr.path, []mapping.Warning{{Pos: s.end, Reason: ReasonCorrupt, Detail: "record longer than 256 MiB skipped"}})
 			continue
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
@@ -543,7 +543,7 @@ func (s *n1Stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, 
 			err = errors.New("record without a version")
 		}
 		if err != nil {
-			s.warn.add(s.lr.path, []mapping.Warning{{Pos: event.Position{Offset: int64(s.member) + s.offsetBase, Seq: s.lastVer + 1}, Reason: ReasonCorrupt, Detail: err.Error()}})
+			s.warn.Add(s.lr.path, []mapping.Warning{{Pos: event.Position{Offset: int64(s.member) + s.offsetBase, Seq: s.lastVer + 1}, Reason: ReasonCorrupt, Detail: err.Error()}})
 			continue
 		}
 		if rec.version <= s.lastVer {
@@ -551,7 +551,7 @@ func (s *n1Stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, 
 		}
 		pos := event.Position{Offset: int64(s.member) + s.offsetBase, Seq: rec.version}
 		if rec.version != s.lastVer+1 && !s.replay {
-			s.warn.add(s.lr.path, []mapping.Warning{{Pos: pos, Reason: ReasonVersionGap,
+			s.warn.Add(s.lr.path, []mapping.Warning{{Pos: pos, Reason: ReasonVersionGap,
 				Detail: fmt.Sprintf("versions %d..%d are missing (acknowledged and deleted, or lost)", s.lastVer+1, rec.version-1)}})
 		}
 		s.lastVer = rec.version
@@ -600,7 +600,7 @@ func (s *n1Stream) apply(rec *n1Record, pos event.Position) {
 		m.TakeWarnings()
 	} else {
 		s.replay = false
-		s.warn.add(s.lr.path, m.TakeWarnings())
+		s.warn.Add(s.lr.path, m.TakeWarnings())
 	}
 }
 

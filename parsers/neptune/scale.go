@@ -256,7 +256,7 @@ func (f *Format) openScale(info parsers.StreamInfo, resume event.Position, st *s
 		}
 	} else {
 		if opts.StepMultiplier > 0 && opts.StepMultiplier != st.Map.Multiplier {
-			c.warn.add(info.Path, []mapping.Warning{{Pos: resume, Reason: ReasonBadStep,
+			c.warn.Add(info.Path, []mapping.Warning{{Pos: resume, Reason: ReasonBadStep,
 				Detail: fmt.Sprintf("step multiplier %d kept from the checkpoint; %d ignored", st.Map.Multiplier, opts.StepMultiplier)}})
 		}
 		s.mapper = mapping.New(st.Map, mapping.Options{Multiplier: st.Map.Multiplier})
@@ -389,7 +389,7 @@ func (s *scaleStream) buildRunInfo(mul int64) *event.RunInfo {
 			if err != nil {
 				// Only with a forced multiplier: fork at the step below.
 				step = micro * mul / mapping.MicroPerUnit
-				s.warn.add(first.path, []mapping.Warning{{Reason: ReasonBadStep,
+				s.warn.Add(first.path, []mapping.Warning{{Reason: ReasonBadStep,
 					Detail: fmt.Sprintf("fork step %s: %v; using %d", mapping.FormatMicro(micro), err, step)}})
 			}
 			info.ForkStep = step
@@ -528,7 +528,7 @@ func (s *scaleStream) row(r sqlitedb.Row) error {
 		m.TakeWarnings()
 	} else {
 		s.replay = false
-		s.warn.add(s.members[s.member].db.path, m.TakeWarnings())
+		s.warn.Add(s.members[s.member].db.path, m.TakeWarnings())
 	}
 	s.lastSeq, s.end = r.Seq, pos
 	s.nbytes += int64(len(r.Op))

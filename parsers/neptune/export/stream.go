@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/mlop-ai/mlop-agent/event"
@@ -30,46 +29,6 @@ const (
 // the same on every row of a part and come from the metadata).
 var wantStream = want(cPath, cType, cStep, cTS, cInt, cFloat, cString, cBool, cDatetime, cSet, cFile, cHistType, cHistEdges, cHistValues)
 
-const maxWarnings = 1000
-
-// warnBuf collects warnings for Warnings.
-type warnBuf struct {
-	mu      sync.Mutex
-	ws      []parsers.Warning
-	dropped int
-	onSkip  func(string)
-}
-
-func (b *warnBuf) add(file string, ws []mapping.Warning) {
-	if len(ws) == 0 {
-		return
-	}
-	b.mu.Lock()
-	for _, w := range ws {
-		if len(b.ws) < maxWarnings {
-			b.ws = append(b.ws, parsers.Warning{File: file, Pos: w.Pos, Reason: w.Reason, Detail: w.Detail})
-		} else {
-			b.dropped++
-		}
-	}
-	b.mu.Unlock()
-	for range ws {
-		b.onSkip(parsers.SkipOther)
-	}
-}
-
-func (b *warnBuf) one(file string, pos event.Position, reason, detail string) {
-	b.add(file, []mapping.Warning{{Pos: pos, Reason: reason, Detail: detail}})
-}
-
-func (b *warnBuf) Warnings() ([]parsers.Warning, int) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	ws, d := b.ws, b.dropped
-	b.ws, b.dropped = nil, 0
-	return ws, d
-}
-
 // stream reads one exported run.
 type stream struct {
 	info      parsers.StreamInfo
@@ -80,7 +39,7 @@ type stream struct {
 	zone      *zoneFix // neptune2 runs with a timezone parameter
 	mapper    *mapping.Mapper
 	runInfo   *event.RunInfo
-	warn      warnBuf
+	warn      mapping.WarnBuf
 	in        interner
 
 	parts []partRef
@@ -115,13 +74,13 @@ func (f *Format) openStream(info parsers.StreamInfo, e *runEntry, runs []*runEnt
 	opts = opts.WithDefaults()
 	s := &stream{info: info, opts: opts, entry: e, parts: e.parts, bad: map[int]bool{},
 		batch: make([]rowData, batchRows+maxOpRows), maxRows: chunkRows, maxEvents: chunkEvents}
-	s.warn.onSkip = opts.OnSkip
+	s.warn.OnSkip = opts.OnSkip
 	if err := s.params(); err != nil {
 		return nil, err
 	}
 	for i, p := range e.parts {
 		if p.n != i && (i == 0 || e.parts[i-1].n != p.n-1) {
-			s.warn.one(p.path, event.Position{Offset: int64(p.n)}, ReasonMissingPart,
+			s.warn.One(p.path, event.Position{Offset: int64(p.n)}, ReasonMissingPart,
 				fmt.Sprintf("part files before part_%d are missing; their rows are not read", p.n))
 		}
 	}
@@ -135,7 +94,7 @@ func (f *Format) openStream(info parsers.StreamInfo, e *runEntry, runs []*runEnt
 					return nil, sc.err
 				}
 				s.bad[p.n] = true
-				s.warn.one(p.path, event.Position{Offset: int64(p.n)}, ReasonCorrupt, sc.err.Error()+"; the part is skipped")
+				s.warn.One(p.path, event.Position{Offset: int64(p.n)}, ReasonCorrupt, sc.err.Error()+"; the part is skipped")
 			}
 			steps.Merge(sc.steps)
 			fileSeries += sc.fileSeries
@@ -163,7 +122,7 @@ func (f *Format) openStream(info parsers.StreamInfo, e *runEntry, runs []*runEnt
 		if opts.StepMultiplier > 0 && opts.StepMultiplier != st.Map.Multiplier {
 			// Changing the multiplier mid-run would misplace every later
 			// point.
-			s.warn.one(info.Path, resume, ReasonBadStep,
+			s.warn.One(info.Path, resume, ReasonBadStep,
 				fmt.Sprintf("step multiplier %d kept from the checkpoint; %d ignored", st.Map.Multiplier, opts.StepMultiplier))
 		}
 		s.mapper = mapping.New(st.Map, mapping.Options{Multiplier: st.Map.Multiplier})
@@ -300,12 +259,12 @@ func (s *stream) buildRunInfo(mul int64, indexed bool) *event.RunInfo {
 	info.ForkParent = s.externalID(parentID)
 	cfg["neptune/fork/parent_run_id"] = parentID
 	if !meta.hasForkStep {
-		s.warn.one(s.parts[0].path, event.Position{}, ReasonBadStep, "fork without sys/forking/step; forked at step 0")
+		s.warn.One(s.parts[0].path, event.Position{}, ReasonBadStep, "fork without sys/forking/step; forked at step 0")
 		return info
 	}
 	micro, err := mapping.MicroFromFloat(meta.forkStep)
 	if err != nil {
-		s.warn.one(s.parts[0].path, event.Position{}, ReasonBadStep,
+		s.warn.One(s.parts[0].path, event.Position{}, ReasonBadStep,
 			fmt.Sprintf("fork step %v: %v; forked at step 0", meta.forkStep, err))
 		return info
 	}
@@ -314,7 +273,7 @@ func (s *stream) buildRunInfo(mul int64, indexed bool) *event.RunInfo {
 	if err != nil {
 		// Only with a forced multiplier: fork at the step below.
 		step = int64(float64(micro) * float64(mul) / mapping.MicroPerUnit)
-		s.warn.one(s.parts[0].path, event.Position{}, ReasonBadStep,
+		s.warn.One(s.parts[0].path, event.Position{}, ReasonBadStep,
 			fmt.Sprintf("fork step %s: %v; using %d", mapping.FormatMicro(micro), err, step))
 	}
 	info.ForkStep = step
@@ -465,7 +424,7 @@ func (s *stream) partFailed() error {
 		return err
 	}
 	p := s.parts[s.pi]
-	s.warn.one(p.path, event.Position{Offset: int64(p.n), Seq: s.rr.row + 1}, ReasonCorrupt,
+	s.warn.One(p.path, event.Position{Offset: int64(p.n), Seq: s.rr.row + 1}, ReasonCorrupt,
 		fmt.Sprintf("%v; the rest of part_%d is skipped", err, p.n))
 	return nil
 }
@@ -484,14 +443,14 @@ func (s *stream) openPart() error {
 			s.skip = skip
 			return err
 		}
-		s.warn.one(p.path, event.Position{Offset: int64(p.n)}, ReasonCorrupt, err.Error()+"; the part is skipped")
+		s.warn.One(p.path, event.Position{Offset: int64(p.n)}, ReasonCorrupt, err.Error()+"; the part is skipped")
 		s.pi++
 		return nil
 	}
 	rr, err := newRowReader(pf, &s.in, wantStream)
 	if err != nil {
 		pf.close()
-		s.warn.one(p.path, event.Position{Offset: int64(p.n)}, ReasonCorrupt, err.Error()+"; the part is skipped")
+		s.warn.One(p.path, event.Position{Offset: int64(p.n)}, ReasonCorrupt, err.Error()+"; the part is skipped")
 		s.pi++
 		return nil
 	}
@@ -566,7 +525,7 @@ func (s *stream) op(rows []rowData) {
 		m.TakeWarnings()
 	} else {
 		s.replay = false
-		s.warn.add(s.parts[s.pi].path, m.TakeWarnings())
+		s.warn.Add(s.parts[s.pi].path, m.TakeWarnings())
 	}
 	s.end = pos
 }
