@@ -309,6 +309,11 @@ func checkAgainstStdlib(t *testing.T, data []byte) {
 	if stdErr != nil || !isObj {
 		return // invalid JSON for the stdlib; our extensions (NaN) may accept it
 	}
+	for _, k := range []string{keyTags, keyConfig, keyStatus} {
+		if _, ok := obj[k]; ok {
+			return // in-band run keys are validated: a wrong type makes a bad record
+		}
+	}
 	if err != nil {
 		t.Fatalf("stdlib accepts %q, parser says %v", data, err)
 	}
