@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -571,12 +572,10 @@ func (t *Tailer) discover(ctx context.Context, path string) (*stream, error) {
 // its fingerprinted bytes, is at least as long as its offset, and the bytes
 // before the offset are unchanged.
 func (t *Tailer) matchKnown(f *os.File, path string, size int64) *Known {
-	var samePath, other []*Known
+	var samePath []*Known
 	for _, k := range t.known {
 		if k.Path == path {
 			samePath = append(samePath, k)
-		} else if k.Fingerprint != "" && k.FingerLen <= int(size) {
-			other = append(other, k)
 		}
 	}
 	try := func(cands []*Known) *Known {
@@ -605,21 +604,43 @@ func (t *Tailer) matchKnown(f *os.File, path string, size int64) *Known {
 		}
 		k.displaced = true
 	}
-	if len(other) == 0 {
-		return nil
-	}
-	// Only files that left their recorded path can have moved here.
+	// Streams known elsewhere: only those whose fingerprint this file
+	// starts with (one hash per distinct fingerprint length, not one read
+	// per known stream), and only if they left their recorded path.
+	hashes := map[int]string{}
 	var moved []*Known
-	for _, k := range other {
-		if _, err := os.Stat(k.Path); errors.Is(err, fs.ErrNotExist) || k.displaced {
+	for _, k := range t.known {
+		if k.Path == path || k.Fingerprint == "" || k.FingerLen == 0 || k.FingerLen > int(size) || k.Offset > size {
+			continue
+		}
+		h, ok := hashes[k.FingerLen]
+		if !ok {
+			buf := make([]byte, k.FingerLen)
+			if n, err := f.ReadAt(buf, 0); n == k.FingerLen && (err == nil || errors.Is(err, io.EOF)) {
+				h = hashHex(buf)
+			}
+			hashes[k.FingerLen] = h
+		}
+		if h != k.Fingerprint {
+			continue
+		}
+		if k.displaced {
 			moved = append(moved, k)
-		} else if fi, err := os.Stat(k.Path); err == nil {
-			if kf, err := os.Open(k.Path); err == nil {
-				ok, _ := prefixMatches(kf, k.Fingerprint, k.FingerLen)
-				kf.Close()
-				if !ok || fi.Size() < k.Offset {
-					moved = append(moved, k)
-				}
+			continue
+		}
+		fi, err := os.Stat(k.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			moved = append(moved, k)
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		if kf, err := os.Open(k.Path); err == nil {
+			ok, _ := prefixMatches(kf, k.Fingerprint, k.FingerLen)
+			kf.Close()
+			if !ok || fi.Size() < k.Offset {
+				moved = append(moved, k)
 			}
 		}
 	}
@@ -955,10 +976,13 @@ func (t *Tailer) closeStream(ctx context.Context, s *stream, reason string) erro
 		t.log.Info("stream finished", "source", t.opts.Source, "path", s.path, "reason", reason, "offset", s.rd.pos)
 	}
 	// Keep its identity so the file is recognised if it shows up again
-	// under a matched name (a rotated file matching the glob).
-	t.known[s.key] = &Known{
-		Key: s.key, Path: s.path, RunPath: s.runPath, Fingerprint: s.fp, FingerLen: s.fpLen,
-		Offset: s.rd.pos, Line: s.rd.line, Marker: s.marker, MarkerLen: s.markerLen, Done: true,
+	// under a matched name (a rotated file matching the glob). A backfill
+	// reads each file once and needs no memory of them.
+	if t.opts.Follow {
+		t.known[s.key] = &Known{
+			Key: s.key, Path: s.path, RunPath: s.runPath, Fingerprint: s.fp, FingerLen: s.fpLen,
+			Offset: s.rd.pos, Line: s.rd.line, Marker: s.marker, MarkerLen: s.markerLen, Done: true,
+		}
 	}
 	return t.h.StreamClosed(ctx, s.key, reason)
 }
