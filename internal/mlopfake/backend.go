@@ -235,6 +235,24 @@ func (s *Server) runIDArg(w http.ResponseWriter, r *http.Request, m map[string]a
 	return int64(f), true
 }
 
+// lockRun reads the body's runId, takes s.mu and finds the run of org o.
+// On success s.mu is held and the caller unlocks; on failure the error
+// response is written, the lock released, and ok is false.
+func (s *Server) lockRun(w http.ResponseWriter, r *http.Request, o *org, m map[string]any, endpoint string) (*run, bool) {
+	id, ok := s.runIDArg(w, r, m)
+	if !ok {
+		return nil, false
+	}
+	s.mu.Lock()
+	rn := s.lookupRun(o, id)
+	if rn == nil {
+		s.mu.Unlock()
+		s.apiError(w, r, http.StatusNotFound, "Run not found", fmt.Sprintf("%s: run %d not found in org %s", endpoint, id, o.slug))
+		return nil, false
+	}
+	return rn, true
+}
+
 // lookupRun finds a run of org o. Caller holds s.mu.
 func (s *Server) lookupRun(o *org, id int64) *run {
 	rn := s.runs[id]
@@ -641,17 +659,11 @@ func (s *Server) apiStatusUpdate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, ok := s.runIDArg(w, r, m)
+	rn, ok := s.lockRun(w, r, o, m, "status/update")
 	if !ok {
 		return
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	rn := s.lookupRun(o, id)
-	if rn == nil {
-		s.apiError(w, r, http.StatusNotFound, "Run not found", fmt.Sprintf("status/update: run %d not found in org %s", id, o.slug))
-		return
-	}
 	ls, hasLS, err := parseJSONString(m, "loggerSettings")
 	if err != nil {
 		s.apiError(w, r, http.StatusBadRequest, "Invalid loggerSettings JSON", "")
@@ -688,17 +700,11 @@ func (s *Server) apiLogNameAdd(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, ok := s.runIDArg(w, r, m)
+	rn, ok := s.lockRun(w, r, o, m, "logName/add")
 	if !ok {
 		return
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	rn := s.lookupRun(o, id)
-	if rn == nil {
-		s.apiError(w, r, http.StatusNotFound, "Run not found", fmt.Sprintf("logName/add: run %d not found in org %s", id, o.slug))
-		return
-	}
 	logType, _ := str(m, "logType")
 	for _, name := range stringsOf(m["logName"]) {
 		if _, exists := rn.logNames[name]; exists {
@@ -720,17 +726,11 @@ func (s *Server) apiTagsUpdate(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, r, http.StatusBadRequest, "A run can have at most one group:* tag.", "")
 		return
 	}
-	id, ok := s.runIDArg(w, r, m)
+	rn, ok := s.lockRun(w, r, o, m, "tags/update")
 	if !ok {
 		return
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	rn := s.lookupRun(o, id)
-	if rn == nil {
-		s.apiError(w, r, http.StatusNotFound, "Run not found", fmt.Sprintf("tags/update: run %d not found in org %s", id, o.slug))
-		return
-	}
 	rn.tags, rn.updatedAt = tags, time.Now()
 	writeJSON(w, http.StatusOK, map[string]bool{"success": true})
 }
@@ -740,17 +740,11 @@ func (s *Server) apiConfigUpdate(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	id, ok := s.runIDArg(w, r, m)
+	rn, ok := s.lockRun(w, r, o, m, "config/update")
 	if !ok {
 		return
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	rn := s.lookupRun(o, id)
-	if rn == nil {
-		s.apiError(w, r, http.StatusNotFound, "Run not found", fmt.Sprintf("config/update: run %d not found in org %s", id, o.slug))
-		return
-	}
 	cfg, _ := str(m, "config")
 	if cfg != "" && cfg != "null" {
 		var v any
