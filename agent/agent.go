@@ -71,6 +71,7 @@ type Agent struct {
 	runsDirty   atomic.Bool // a run's persisted view changed
 	forceSave   atomic.Bool // write even if nothing changed (after a failed save)
 	loadedEnc   []loadedEntry
+	scratch     saveScratch // saveNow's reused lists, under saveLock
 	saveReq     chan struct{}
 	saveMu      sync.Mutex
 	saveCond    *sync.Cond

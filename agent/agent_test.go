@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlop-ai/mlop-agent/checkpoint"
 	"github.com/mlop-ai/mlop-agent/internal/mlopfake"
 	"github.com/mlop-ai/mlop-agent/sink/mlop"
 
@@ -170,5 +171,42 @@ func TestBackfillJSONL(t *testing.T) {
 	}
 	if got := len(srv.Metrics(r.ID)["loss"]); got != 21 {
 		t.Errorf("deduplicated loss points after re-send = %d, want 21", got)
+	}
+}
+
+// A run the checkpoint knows but this process never touches keeps its
+// entry through later saves, and a run the process touches is written
+// once, not twice.
+func TestCheckpointKeepsUnseenRuns(t *testing.T) {
+	srv := startFake(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a", "alpha.jsonl"), `{"step": 1, "loss": 1}`+"\n")
+	write(t, filepath.Join(dir, "b", "beta.jsonl"), `{"step": 1, "loss": 2}`+"\n")
+	state := filepath.Join(dir, "state")
+	opts := func(glob string) Options {
+		return Options{Project: "proj", StateDir: state,
+			Sources: []Source{{Name: "train", Format: "jsonl", Paths: []string{glob}}}}
+	}
+	if a, err := runBackfill(t, opts(dir+"/*/*.jsonl"), newClient(t, srv)); err != nil {
+		t.Fatalf("backfill: %v (%s)", err, a.Stats().Summary())
+	}
+	// The second pass sees only alpha, which has grown.
+	write(t, filepath.Join(dir, "a", "alpha.jsonl"), `{"step": 2, "loss": 0.5}`+"\n")
+	if a, err := runBackfill(t, opts(dir+"/a/*.jsonl"), newClient(t, srv)); err != nil {
+		t.Fatalf("backfill: %v (%s)", err, a.Stats().Summary())
+	}
+	st, err := checkpoint.Read(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	for _, r := range st.Runs {
+		count[r.Name]++
+	}
+	if count["alpha"] != 1 || count["beta"] != 1 || len(st.Runs) != 2 {
+		t.Errorf("checkpoint runs by name = %v, want alpha and beta once each", count)
+	}
+	if got := len(srv.Metrics(findRun(t, srv, "alpha").ID)["loss"]); got != 2 {
+		t.Errorf("alpha loss points = %d, want 2", got)
 	}
 }

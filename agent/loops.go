@@ -113,11 +113,20 @@ func (a *Agent) saveNow() error {
 	gen := a.saveStarted.Add(1)
 	changed := a.runsDirty.Swap(false) || a.forceSave.Swap(false)
 
-	runs := a.runList()
+	// The lists are reused from save to save: an idle agent with 10,000
+	// files saves (or checks for changes) every interval, and should not
+	// allocate for it.
+	sc := &a.scratch
+	defer sc.reset()
 	a.mu.Lock()
+	for _, r := range a.runs {
+		sc.runs = append(sc.runs, r)
+	}
 	// Streams and the unclaimed checkpoint entries are read together, so a
 	// stream claimed meanwhile is in one list or the other.
-	streams := a.streamListLocked()
+	for _, s := range a.streams {
+		sc.streams = append(sc.streams, s)
+	}
 	if a.loadedEnc == nil {
 		// Checkpointed streams not seen in this process are kept as they
 		// were, unless finished long ago.
@@ -133,26 +142,23 @@ func (a *Agent) saveNow() error {
 			a.loadedEnc = []loadedEntry{}
 		}
 	}
-	var encStreams [][]byte
 	for _, e := range a.loadedEnc {
 		if _, claimed := a.streams[e.key]; !claimed {
-			encStreams = append(encStreams, e.enc)
+			sc.encStreams = append(sc.encStreams, e.enc)
 		}
 	}
 	a.mu.Unlock()
 
-	for _, s := range streams {
+	for _, s := range sc.streams {
 		s.advance()
 		b, ch, err := s.encoded()
 		if err != nil {
 			return fmt.Errorf("encode stream %s: %w", s.key, err)
 		}
 		changed = changed || ch
-		encStreams = append(encStreams, b)
+		sc.encStreams = append(sc.encStreams, b)
 	}
-	seen := map[string]bool{}
-	var encRuns [][]byte
-	for _, r := range runs {
+	for _, r := range sc.runs {
 		r.mu.Lock()
 		if r.runID > 0 {
 			if r.enc == nil || r.encDirty {
@@ -162,23 +168,26 @@ func (a *Agent) saveNow() error {
 					changed = true
 				}
 			}
-			encRuns = append(encRuns, r.enc)
-			seen[runKey(r.project, r.key)] = true
+			sc.encRuns = append(sc.encRuns, r.enc)
+			r.savedIn.Store(gen)
 		}
 		r.mu.Unlock()
 	}
 	if changed && a.store != nil {
 		a.mu.Lock()
-		for k, r := range a.knownRuns {
-			if !seen[k] {
-				if b, err := json.Marshal(r); err == nil {
-					encRuns = append(encRuns, b)
-				}
+		// Runs known from the checkpoint but not written above (not seen in
+		// this process, or not created yet) keep their entry.
+		for k, kr := range a.knownRuns {
+			if r, ok := a.runs[k]; ok && r.savedIn.Load() == gen {
+				continue
+			}
+			if b, err := json.Marshal(kr); err == nil {
+				sc.encRuns = append(sc.encRuns, b)
 			}
 		}
 		a.mu.Unlock()
 		start := time.Now()
-		if err := a.store.SaveEncoded(encStreams, encRuns); err != nil {
+		if err := a.store.SaveEncoded(sc.encStreams, sc.encRuns); err != nil {
 			a.forceSave.Store(true)
 			a.tel.CheckpointFailed()
 			return err
@@ -200,6 +209,24 @@ func (a *Agent) saveNow() error {
 		a.jobs.push(jobs...)
 	}
 	return nil
+}
+
+// saveScratch holds saveNow's lists between saves (under saveLock).
+type saveScratch struct {
+	runs                []*runState
+	streams             []*streamState
+	encStreams, encRuns [][]byte
+}
+
+// reset empties the lists, keeping their capacity and dropping the
+// references they held.
+func (sc *saveScratch) reset() {
+	clear(sc.runs)
+	clear(sc.streams)
+	clear(sc.encStreams)
+	clear(sc.encRuns)
+	sc.runs, sc.streams = sc.runs[:0], sc.streams[:0]
+	sc.encStreams, sc.encRuns = sc.encStreams[:0], sc.encRuns[:0]
 }
 
 // heartbeatWorkers is how many heartbeats are in flight at once. Ten

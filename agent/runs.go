@@ -89,8 +89,9 @@ type runState struct {
 	createdAt int64         // time of the first event, unix ms
 	runID     int64
 	url       string
-	created   bool  // created (or resumed) in this process and not finished since
-	broken    error // the server refused to create it; its data is dropped
+	created   bool          // created (or resumed) in this process and not finished since
+	broken    error         // the server refused to create it; its data is dropped
+	savedIn   atomic.Uint64 // generation of the last checkpoint save that wrote its entry
 
 	// Partial batches being filled, and cut batches waiting to be sent.
 	open     [nKinds]*batch
