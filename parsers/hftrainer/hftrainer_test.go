@@ -14,7 +14,11 @@ import (
 	"github.com/mlop-ai/mlop-agent/event"
 	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/parsers/hftrainer"
+	"github.com/mlop-ai/mlop-agent/parsers/parsertest"
 )
+
+// want is a metric expected of a test: name, points, first and last (step, value).
+type want parsertest.Series
 
 const realworld = "../../testdata/realworld/hf-trainer-state"
 
@@ -71,60 +75,6 @@ func drain(t *testing.T, s parsers.Stream) ([]event.Event, []byte, event.Positio
 		}
 		state, end = c.State, c.End
 	}
-}
-
-type want struct {
-	name      string
-	n         int
-	firstStep int64
-	first     float64
-	lastStep  int64
-	last      float64
-}
-
-func checkMetrics(t *testing.T, evs []event.Event, wants []want) {
-	t.Helper()
-	type series struct {
-		n                   int
-		firstStep, lastStep int64
-		first, last         float64
-	}
-	got := map[string]*series{}
-	for _, e := range evs {
-		for _, p := range e.Points {
-			s, ok := got[p.Name]
-			if !ok {
-				s = &series{firstStep: e.Step, first: p.Value}
-				got[p.Name] = s
-			}
-			s.n++
-			s.lastStep, s.last = e.Step, p.Value
-		}
-	}
-	if len(got) != len(wants) {
-		t.Errorf("got %d metrics, want %d", len(got), len(wants))
-	}
-	for _, w := range wants {
-		g, ok := got[w.name]
-		if !ok {
-			t.Errorf("metric %q missing", w.name)
-			continue
-		}
-		if g.n != w.n || g.firstStep != w.firstStep || g.first != w.first || g.lastStep != w.lastStep || g.last != w.last {
-			t.Errorf("metric %q: got n=%d first=(%d, %v) last=(%d, %v), want n=%d first=(%d, %v) last=(%d, %v)",
-				w.name, g.n, g.firstStep, g.first, g.lastStep, g.last, w.n, w.firstStep, w.first, w.lastStep, w.last)
-		}
-	}
-}
-
-func byKind(evs []event.Event, k event.Kind) []event.Event {
-	var out []event.Event
-	for _, e := range evs {
-		if e.Kind == k {
-			out = append(out, e)
-		}
-	}
-	return out
 }
 
 // The expectations are read off the documents by hand: the top-level
@@ -265,11 +215,11 @@ func TestGolden(t *testing.T) {
 			if info := evs[0].Info; info.Name != tc.dir || info.ExternalID != "hf-trainer:"+abs {
 				t.Errorf("run info: got %+v, want name %q", info, tc.dir)
 			}
-			configs := byKind(evs, event.KindConfig)
+			configs := parsertest.ByKind(evs, event.KindConfig)
 			if len(configs) != 1 || fmt.Sprint(configs[0].Config) != fmt.Sprint(tc.config) {
 				t.Errorf("config:\ngot  %v\nwant %v", configs, tc.config)
 			}
-			metrics := byKind(evs, event.KindMetrics)
+			metrics := parsertest.ByKind(evs, event.KindMetrics)
 			if len(metrics) != tc.entries || len(evs) != tc.entries+2 {
 				t.Errorf("got %d metrics events of %d, want %d entries", len(metrics), len(evs), tc.entries)
 			}
@@ -278,7 +228,7 @@ func TestGolden(t *testing.T) {
 					t.Fatalf("metrics event at time %d run %q", e.Time, e.Run)
 				}
 			}
-			checkMetrics(t, metrics, tc.want)
+			parsertest.CheckMetrics(t, metrics, tc.want)
 			if fmt.Sprint(skipped) != fmt.Sprint(tc.skipped) && !(len(skipped) == 0 && tc.skipped == nil) {
 				t.Errorf("skipped: got %v, want %v", skipped, tc.skipped)
 			}

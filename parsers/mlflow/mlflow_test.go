@@ -15,7 +15,11 @@ import (
 	"github.com/mlop-ai/mlop-agent/event"
 	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/parsers/mlflow"
+	"github.com/mlop-ai/mlop-agent/parsers/parsertest"
 )
+
+// want is a metric expected of a test: name, points, first and last (step, value).
+type want parsertest.Series
 
 const store = "../../testdata/realworld/mlflow-filestore"
 
@@ -130,60 +134,6 @@ func open(t *testing.T, dir string, state []byte, opts parsers.Options) parsers.
 	return s
 }
 
-type want struct {
-	name      string
-	n         int
-	firstStep int64
-	first     float64
-	lastStep  int64
-	last      float64
-}
-
-func checkMetrics(t *testing.T, evs []event.Event, wants []want) {
-	t.Helper()
-	type series struct {
-		n                   int
-		firstStep, lastStep int64
-		first, last         float64
-	}
-	got := map[string]*series{}
-	for _, e := range evs {
-		for _, p := range e.Points {
-			s, ok := got[p.Name]
-			if !ok {
-				s = &series{firstStep: e.Step, first: p.Value}
-				got[p.Name] = s
-			}
-			s.n++
-			s.lastStep, s.last = e.Step, p.Value
-		}
-	}
-	if len(got) != len(wants) {
-		t.Errorf("got %d metrics, want %d", len(got), len(wants))
-	}
-	for _, w := range wants {
-		g, ok := got[w.name]
-		if !ok {
-			t.Errorf("metric %q missing", w.name)
-			continue
-		}
-		if g.n != w.n || g.firstStep != w.firstStep || g.first != w.first || g.lastStep != w.lastStep || g.last != w.last {
-			t.Errorf("metric %q: got n=%d first=(%d, %v) last=(%d, %v), want n=%d first=(%d, %v) last=(%d, %v)",
-				w.name, g.n, g.firstStep, g.first, g.lastStep, g.last, w.n, w.firstStep, w.first, w.lastStep, w.last)
-		}
-	}
-}
-
-func byKind(evs []event.Event, k event.Kind) []event.Event {
-	var out []event.Event
-	for _, e := range evs {
-		if e.Kind == k {
-			out = append(out, e)
-		}
-	}
-	return out
-}
-
 func checkPositions(t *testing.T, evs []event.Event) {
 	t.Helper()
 	for i := 1; i < len(evs); i++ {
@@ -209,7 +159,7 @@ func TestGoldenFinishedRun(t *testing.T) {
 		t.Errorf("run info: got %+v, want %+v", got, wantInfo)
 	}
 
-	configs := byKind(evs, event.KindConfig)
+	configs := parsertest.ByKind(evs, event.KindConfig)
 	if len(configs) != 3 {
 		t.Fatalf("got %d config events, want 3 (run, params, system tags)", len(configs))
 	}
@@ -242,12 +192,12 @@ func TestGoldenFinishedRun(t *testing.T) {
 	if got := fmt.Sprint(configs[2].Config); got != fmt.Sprint(wantTags) {
 		t.Errorf("system tags:\ngot  %s\nwant %v", got, wantTags)
 	}
-	if n := len(byKind(evs, event.KindTags)); n != 0 {
+	if n := len(parsertest.ByKind(evs, event.KindTags)); n != 0 {
 		t.Errorf("got %d tag events, want none (only mlflow.* tags)", n)
 	}
 
-	metrics := byKind(evs, event.KindMetrics)
-	checkMetrics(t, metrics, []want{
+	metrics := parsertest.ByKind(evs, event.KindMetrics)
+	parsertest.CheckMetrics(t, metrics, []want{
 		{"eval/mean_emission", 6, 3600, 198990.32598862267, 21600, 175621.05665315385},
 		{"eval/mean_ep_length", 6, 3600, 720.0, 21600, 720.0},
 		{"eval/mean_queue", 6, 3600, 54.391666666666666, 21600, 26.744444444444444},
@@ -320,7 +270,7 @@ func TestGoldenRunningRun(t *testing.T) {
 	if got := evs[1].Config["mlflow/experiment_name"]; got != "Default" {
 		t.Errorf("experiment name: got %v", got)
 	}
-	params := byKind(evs, event.KindConfig)[1].Config
+	params := parsertest.ByKind(evs, event.KindConfig)[1].Config
 	wantParams := map[string]any{
 		"AUGMENTATION": "True", "BATCH_SIZE": "16", "CLASSES": "2", "EPOCHS": "1",
 		"IMAGE_SIZE": "[224, 224, 3]", "INCLUDE_TOP": "False", "LEARNING_RATE": "0.01", "WEIGHTS": "imagenet",
@@ -328,16 +278,16 @@ func TestGoldenRunningRun(t *testing.T) {
 	if fmt.Sprint(params) != fmt.Sprint(wantParams) {
 		t.Errorf("params:\ngot  %v\nwant %v", params, wantParams)
 	}
-	metrics := byKind(evs, event.KindMetrics)
+	metrics := parsertest.ByKind(evs, event.KindMetrics)
 	// accuracy and loss were logged together: one event.
 	if len(metrics) != 1 || metrics[0].Time != 1664364007310 || metrics[0].Step != 0 {
 		t.Fatalf("metrics: got %+v", metrics)
 	}
-	checkMetrics(t, metrics, []want{
+	parsertest.CheckMetrics(t, metrics, []want{
 		{"accuracy", 1, 0, 0.7858095765113831, 0, 0.7858095765113831},
 		{"loss", 1, 0, 3.2727866172790527, 0, 3.2727866172790527},
 	})
-	if n := len(byKind(evs, event.KindStatus)); n != 0 {
+	if n := len(parsertest.ByKind(evs, event.KindStatus)); n != 0 {
 		t.Errorf("a RUNNING run sent %d status events", n)
 	}
 }
@@ -403,8 +353,8 @@ func TestLiveGrowth(t *testing.T) {
 		all = append(all, evs...)
 		return evs
 	}
-	if evs := step("initial"); len(byKind(evs, event.KindMetrics)) != 1 {
-		t.Fatalf("initial: got %d metrics events", len(byKind(evs, event.KindMetrics)))
+	if evs := step("initial"); len(parsertest.ByKind(evs, event.KindMetrics)) != 1 {
+		t.Fatalf("initial: got %d metrics events", len(parsertest.ByKind(evs, event.KindMetrics)))
 	}
 	if evs := step("idle"); len(evs) != 0 {
 		t.Fatalf("nothing changed but got %d events", len(evs))
@@ -461,7 +411,7 @@ func TestLiveGrowth(t *testing.T) {
 		t.Errorf("after finish: got %d events", len(evs))
 	}
 	checkPositions(t, all)
-	checkMetrics(t, byKind(all, event.KindMetrics), []want{
+	parsertest.CheckMetrics(t, parsertest.ByKind(all, event.KindMetrics), []want{
 		{"accuracy", 1, 0, 0.7858095765113831, 0, 0.7858095765113831},
 		{"loss", 4, 0, 3.2727866172790527, 3, 1.5},
 		{"val/acc", 1, 1, 0.8, 1, 0.8},
