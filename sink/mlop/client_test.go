@@ -1022,8 +1022,12 @@ func TestConcurrentSends(t *testing.T) {
 	if n := len(f.requests()); n != workers*perWorker+1 {
 		t.Errorf("%d requests, want %d", n, workers*perWorker+1)
 	}
-	if n := f.conns.Load(); n > workers+1 {
-		t.Errorf("%d connections for %d workers: keep-alive not reused", n, workers)
+	// Without keep-alive every request dials (321 connections). With it,
+	// a few more than one per worker are normal: net/http hands a
+	// connection back to the pool asynchronously after the body is read, so
+	// a worker's next request can start before that and dial.
+	if n, most := f.conns.Load(), int32(workers*perWorker/4); n > most {
+		t.Errorf("%d connections for %d workers and %d requests (at most %d): keep-alive not reused", n, workers, workers*perWorker+1, most)
 	}
 }
 
