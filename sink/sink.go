@@ -13,6 +13,10 @@
 //     same bytes again gets the same answer.
 //   - ErrInvalid: the client refused to send an event the server would reject;
 //     nothing was sent.
+//   - ErrRouting: the request did not reach the tracker's service: a 404 that
+//     is not the server's own answer (an ingress default backend, a wrong
+//     URL), or a redirect, which is never followed. A configuration or
+//     rollout fault, never a verdict on the data: retried, never dropped.
 //   - a *StatusError whose Permanent() is false (408, 429, 5xx but 501) that
 //     survived the sink's own retries: transient, try again later.
 //   - anything else (connection errors, context errors): transient.
@@ -42,12 +46,23 @@ var ErrNotFound = fmt.Errorf("%w: not found", ErrRejected)
 // sent.
 var ErrInvalid = errors.New("invalid")
 
+// ErrRouting means the answer did not come from the tracker's service: a
+// 404 without the server's own "not found" body (an ingress default backend
+// during a rollout, a URL pointing at another service) or a redirect (never
+// followed: it would carry the API key elsewhere and turn a POST into a
+// GET). The data is fine; the path to the server is not. It is transient:
+// the request is retried and the data kept.
+var ErrRouting = errors.New("the request did not reach the tracker's service")
+
 // StatusError is an HTTP response the sink did not accept as success, after
 // its retries. It unwraps to ErrUnauthorized, ErrNotFound or ErrRejected when
 // the status (or Err) says so, and to nothing for transient statuses.
 type StatusError struct {
 	Op     string // what the sink was doing, e.g. "create run", "send metrics"
 	Status int    // the HTTP status code
+	// URL is the request's URL without its query (set for routing faults,
+	// where the URL is the clue).
+	URL string
 	// Body is at most 1 KiB of the response body, for humans. Sinks remove
 	// their credentials from it before they build the error.
 	Body string
@@ -60,6 +75,9 @@ type StatusError struct {
 // Error formats the operation, status and body on one line.
 func (e *StatusError) Error() string {
 	msg := fmt.Sprintf("%s: HTTP %d %s", e.Op, e.Status, http.StatusText(e.Status))
+	if e.URL != "" {
+		msg += " from " + e.URL
+	}
 	if e.Err != nil && !errors.Is(e.Err, ErrRejected) {
 		msg += " (" + e.Err.Error() + ")"
 	}
@@ -90,6 +108,9 @@ func (e *StatusError) Unwrap() error {
 // every status except 408, 429 and the 5xx other than 501 (and 0, which stands
 // for "no valid status").
 func (e *StatusError) Permanent() bool {
+	if errors.Is(e.Err, ErrRouting) {
+		return false
+	}
 	return !RetryableStatus(e.Status)
 }
 

@@ -37,6 +37,7 @@ type Server struct {
 	objects objects // S3 objects
 
 	faults    atomic.Pointer[faultState]
+	routing   routingFaults
 	requests  ring[Request]
 	rejected  ring[Rejection]
 	cnt       counters
@@ -367,7 +368,7 @@ type Request struct {
 	HandlerStatus int           `json:"handlerStatus"`         // what the handler chose before an accept-then-fail fault
 	RequestBytes  int64         `json:"requestBytes"`          // body bytes read
 	ResponseBytes int64         `json:"responseBytes"`         // body bytes written (compressed size when gzipped)
-	Fault         string        `json:"fault,omitempty"`       // "", "fail" or "accept-then-fail"
+	Fault         string        `json:"fault,omitempty"`       // "", "fail", "accept-then-fail", "routing-404" or "redirect"
 	Duration      time.Duration `json:"durationNs"`            // handling time
 	Gzip          bool          `json:"gzip,omitempty"`        // response was gzip-compressed
 	Error         string        `json:"error,omitempty"`       // e.g. "aborted"
@@ -461,6 +462,12 @@ func (s *Server) wrap(svc Service, h http.Handler) http.Handler {
 			}
 		}()
 
+		if kind := s.takeRouting(svc); kind != 0 {
+			drain(r.Body)
+			rec.Status, rec.Fault = writeRouting(sw, r, kind)
+			finish()
+			return
+		}
 		d := s.decide(svc)
 		if d.latency > 0 {
 			t := time.NewTimer(d.latency)

@@ -130,6 +130,9 @@ type Options struct {
 	// OnRetry, if set, is called before every retry with the operation and
 	// the status (0 for a connection error) and error of the failed attempt.
 	OnRetry func(op string, status int, err error)
+	// Buffered, if set, reports how many bytes of data wait for the server;
+	// reminders about a server that does not answer include it.
+	Buffered func() int64
 	// OnRequest, if set, is called after every attempt with the operation,
 	// the status (0 for a connection error), the request body size and the
 	// attempt's duration.
@@ -154,6 +157,7 @@ type Client struct {
 	onRetry   func(op string, status int, err error)
 	onRequest func(op string, status int, bytes int, d time.Duration)
 	transport *http.Transport
+	trouble   *trouble              // logs a server that stops and starts answering
 	retrying  *retryablehttp.Client // calls with the configured retries
 	single    *retryablehttp.Client // one attempt (heartbeats)
 	jitter    func(n int64) int64   // uniform in [0, n); tests replace it
@@ -220,6 +224,7 @@ func New(opts Options) (*Client, error) {
 		c.retryMax = opts.MaxAttempts - 1
 	}
 	c.hostname, _ = os.Hostname()
+	c.trouble = newTrouble(c.log, opts.Buffered)
 
 	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: opts.InsecureSkipVerify}
 	if opts.CAFile != "" {
@@ -315,6 +320,7 @@ type request struct {
 	runID   int64  // X-Run-Id when > 0
 	project string // X-Project-Name when != ""
 	noAuth  bool   // presigned upload: never send the key
+	final   bool   // a routing fault ends the call (login)
 	client  *retryablehttp.Client
 }
 
@@ -322,7 +328,7 @@ type request struct {
 // out (if out is not nil). Otherwise it returns a *sink.StatusError, or the
 // transport error wrapped with r.op.
 func (c *Client) do(ctx context.Context, r *request, out any) error {
-	st := &attemptState{op: r.op}
+	st := &attemptState{op: r.op, url: stripQuery(r.url), final: r.final, noAuth: r.noAuth}
 	switch b := r.body.(type) {
 	case []byte:
 		st.bytes = len(b)
@@ -363,7 +369,7 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return c.statusError(r, resp)
+		return c.statusError(r, resp, st.routing)
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
@@ -377,7 +383,7 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 
 // statusError reads at most maxErrorBody bytes of a failed response, removes
 // the API key from them and classifies the status.
-func (c *Client) statusError(r *request, resp *http.Response) error {
+func (c *Client) statusError(r *request, resp *http.Response, routing string) error {
 	// Read enough past the limit that a key straddling it is still seen whole
 	// and redacted before the cut.
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, int64(maxErrorBody+len(c.key))))
@@ -393,6 +399,9 @@ func (c *Client) statusError(r *request, resp *http.Response) error {
 	body = strings.TrimSpace(strings.ToValidUTF8(body, "\uFFFD"))
 	e := &sink.StatusError{Op: r.op, Status: resp.StatusCode, Body: body}
 	switch {
+	case routing != "":
+		e.Err, e.URL = sink.ErrRouting, stripQuery(r.url)
+		e.Body = routing
 	case r.noAuth && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden):
 		// A presigned URL carries no API key: a 401/403 from the object
 		// store means an expired or bad signature, not bad credentials.

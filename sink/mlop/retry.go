@@ -3,6 +3,7 @@ package mlop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -36,8 +37,14 @@ import (
 // one call: retryablehttp runs the hooks, attempts and waits of a call on the
 // caller's goroutine, one after the other, so it needs no lock.
 type attemptState struct {
-	op         string
-	bytes      int
+	op    string
+	url   string // without its query, for logs
+	bytes int
+	// final makes a routing fault end the call at once (login: a 404 there
+	// means the URL is not an mlop API, and waiting will not change it).
+	final      bool
+	noAuth     bool      // a presigned object-store request
+	routing    string    // why the last answer was a routing fault ("" if not)
 	start      time.Time // of the current attempt
 	end        time.Time // of the previous attempt
 	lastStatus int
@@ -60,7 +67,8 @@ func (k keepIdle) RoundTrip(r *http.Request) (*http.Response, error) { return k.
 // the given per-attempt timeout and number of retries after the first attempt.
 func (c *Client) newRetryClient(timeout time.Duration, retries int) *retryablehttp.Client {
 	return &retryablehttp.Client{
-		HTTPClient:     &http.Client{Transport: keepIdle{c.transport}, Timeout: timeout},
+		HTTPClient: &http.Client{Transport: keepIdle{c.transport}, Timeout: timeout,
+			CheckRedirect: checkRedirect},
 		Logger:         libLogger{c.log.With("component", "retryablehttp")},
 		RetryWaitMin:   c.minWait,
 		RetryWaitMax:   c.maxWait,
@@ -70,6 +78,18 @@ func (c *Client) newRetryClient(timeout time.Duration, retries int) *retryableht
 		Backoff:        c.backoff,
 		ErrorHandler:   retryablehttp.PassthroughErrorHandler,
 	}
+}
+
+// checkRedirect never follows a redirect of a request to the tracker: it
+// would carry the API key to another host or port, and turn a POST into a
+// GET. The 3xx comes back as the answer and is a routing fault (routing.go).
+// A presigned object-store request carries no key and may follow the store's
+// own redirects (S3's 307 to a regional endpoint).
+func checkRedirect(req *http.Request, via []*http.Request) error {
+	if st := stateOf(req.Context()); st != nil && st.noAuth && len(via) < 10 {
+		return nil
+	}
+	return http.ErrUseLastResponse
 }
 
 // beforeAttempt runs before every attempt; attempt 0 is the first.
@@ -108,13 +128,41 @@ func (c *Client) checkRetry(ctx context.Context, resp *http.Response, err error)
 	if cerr != nil {
 		return false, cerr
 	}
+	st := stateOf(ctx)
 	if err != nil {
 		// Connection errors and per-attempt timeouts are retried; the
 		// library's exclusions (TLS verification, redirects, bad scheme or
 		// header) are not.
+		if retry {
+			c.noteFailure(st, redactedErr(err))
+		}
 		return retry, nil
 	}
-	return sink.RetryableStatus(status), nil
+	if st != nil && !st.noAuth {
+		if bad, why := routingFault(resp); bad {
+			st.routing = why
+			c.noteFailure(st, why)
+			return !st.final, nil
+		}
+		st.routing = ""
+	}
+	if sink.RetryableStatus(status) {
+		c.noteFailure(st, fmt.Sprintf("HTTP %d %s", status, http.StatusText(status)))
+		return true, nil
+	}
+	if st != nil && !st.noAuth {
+		c.trouble.succeeded(st.op)
+	}
+	return false, nil
+}
+
+// noteFailure tells the trouble log about a failed attempt (not for
+// presigned uploads, whose failures are the object store's).
+func (c *Client) noteFailure(st *attemptState, reason string) {
+	if st == nil || st.noAuth {
+		return
+	}
+	c.trouble.failed(st.op, st.url, reason)
 }
 
 // backoff is the wait before retry number attempt+1 (attempt counts from 0).

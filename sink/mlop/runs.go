@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/mlop-ai/mlop-agent/event"
+	"github.com/mlop-ai/mlop-agent/sink"
 )
 
 // Login checks the API key: POST {api}/api/slug, and returns the slug of the
@@ -19,7 +21,10 @@ func (c *Client) Login(ctx context.Context) (orgSlug string, err error) {
 			Slug string `json:"slug"`
 		} `json:"organization"`
 	}
-	err = c.do(ctx, &request{op: "login", method: "POST", url: c.api + "/api/slug", ctype: ctypeJSON}, &resp)
+	err = c.do(ctx, &request{op: "login", method: "POST", url: c.api + "/api/slug", ctype: ctypeJSON, final: true}, &resp)
+	if errors.Is(err, sink.ErrRouting) {
+		return "", fmt.Errorf("%s is not an mlop API (check url_api): %w", c.api, err)
+	}
 	if err != nil {
 		return "", err
 	}
