@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 )
 
 // pattern is one compiled glob: absolute, split into path segments, where a
@@ -71,6 +72,19 @@ func compile(raw string) (pattern, error) {
 		}
 	}
 	return pattern{raw: clean, segs: segs}, nil
+}
+
+// fileKind names a non-regular file type.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "FIFO"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	case m&fs.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
 }
 
 func splitPath(path string) []string {
@@ -198,13 +212,48 @@ func (m *Matcher) Roots() []string {
 // paths are reported as the patterns see them, not resolved. Unreadable
 // directories are skipped; the error lists them.
 func (m *Matcher) Glob() (files, dirs []string, err error) {
+	r := m.Scan()
+	return r.Files, r.Dirs, r.Err
+}
+
+// Skipped is a path the globs match that cannot be read as a file, and why
+// (a Skip* reason).
+type Skipped struct {
+	Path   string
+	Reason string
+	Err    error
+}
+
+// Reasons a matched path is not read. Each is reported once per path.
+const (
+	SkipDirectory  = "directory"        // a file glob matched a directory
+	SkipNotRegular = "not_regular"      // a FIFO, socket or device
+	SkipDangling   = "dangling_symlink" // a symlink to nothing
+	SkipLoop       = "symlink_loop"     // a symlink cycle
+	SkipUnreadable = "unreadable"       // permission denied, I/O error
+	SkipBinary     = "binary"           // not text: a line format cannot read it
+	SkipUnreadDir  = "unreadable_dir"   // a directory the globs must search cannot be listed
+)
+
+// ScanResult is what one walk of the globs found.
+type ScanResult struct {
+	Files   []string  // regular files that match, sorted
+	Dirs    []string  // directories searched (to watch), sorted
+	Skipped []Skipped // matching paths that are not regular files, and directories that could not be listed
+	Err     error     // every error met on the way, joined
+}
+
+// Scan walks the globs once: the regular files that match, the directories
+// searched, and what matched but cannot be read as a file.
+func (m *Matcher) Scan() ScanResult {
 	w := walker{m: m, seenReal: map[string]bool{}}
 	for _, root := range m.Roots() {
 		w.walk(root, true)
 	}
 	sort.Strings(w.files)
 	sort.Strings(w.dirs)
-	return w.files, w.dirs, errors.Join(w.errs...)
+	sort.Slice(w.skipped, func(i, j int) bool { return w.skipped[i].Path < w.skipped[j].Path })
+	return ScanResult{Files: w.files, Dirs: w.dirs, Skipped: w.skipped, Err: errors.Join(w.errs...)}
 }
 
 // GlobAll returns every matching path, directories included (a .neptune
@@ -229,6 +278,7 @@ type walker struct {
 	seenReal  map[string]bool
 	files     []string
 	dirs      []string
+	skipped   []Skipped
 	errs      []error
 }
 
@@ -248,6 +298,7 @@ func (w *walker) walk(dir string, isRoot bool) {
 	if err != nil {
 		if !errors.Is(err, fs.ErrNotExist) {
 			w.errs = append(w.errs, err)
+			w.skipped = append(w.skipped, Skipped{Path: dir, Reason: SkipUnreadDir, Err: err})
 		}
 		return
 	}
@@ -258,7 +309,14 @@ func (w *walker) walk(dir string, isRoot bool) {
 		if typ&fs.ModeSymlink != 0 {
 			fi, err := os.Stat(path)
 			if err != nil {
-				continue // dangling link
+				if w.m.Match(path) {
+					reason := SkipDangling
+					if errors.Is(err, syscall.ELOOP) {
+						reason = SkipLoop
+					}
+					w.skipped = append(w.skipped, Skipped{Path: path, Reason: reason, Err: err})
+				}
+				continue
 			}
 			typ = fi.Mode().Type()
 		}
@@ -270,10 +328,18 @@ func (w *walker) walk(dir string, isRoot bool) {
 			}
 			if w.m.MayContain(path) {
 				w.walk(path, false)
+			} else if !w.matchDirs && w.m.Match(path) {
+				w.skipped = append(w.skipped, Skipped{Path: path, Reason: SkipDirectory,
+					Err: errors.New("a directory, not a file (end the glob with /*.jsonl or similar)")})
 			}
 		case typ.IsRegular():
 			if w.m.Match(path) {
 				w.files = append(w.files, path)
+			}
+		default:
+			if w.m.Match(path) {
+				w.skipped = append(w.skipped, Skipped{Path: path, Reason: SkipNotRegular,
+					Err: fmt.Errorf("not a regular file but a %s", fileKind(typ))})
 			}
 		}
 	}

@@ -107,6 +107,32 @@ func newLineReader(f *os.File, offset, line int64, maxLine int) *lineReader {
 // readPos is the file offset just past the data read so far.
 func (r *lineReader) readPos() int64 { return r.pos + int64(r.end-r.start) }
 
+// unchanged reports whether the file still holds what was read from it:
+// the markerLen bytes before pos hash to marker, and the buffered partial
+// line (if any) is still the file's bytes at pos. It costs one or two small
+// preads; a file rewritten in place with other content fails it even when
+// it grew past the read position.
+func (r *lineReader) unchanged(marker string, markerLen int) (bool, error) {
+	if r.f == nil {
+		return true, nil
+	}
+	if r.pos > 0 {
+		if ok, err := markerMatches(r.f, r.pos, marker, markerLen); err != nil || !ok {
+			return ok, err
+		}
+	}
+	if r.discard || r.end == r.start {
+		return true, nil
+	}
+	held := r.buf[r.start:r.end]
+	cur := make([]byte, len(held))
+	n, err := r.f.ReadAt(cur, r.pos)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	return n == len(held) && bytes.Equal(cur, held), nil
+}
+
 // pending reports whether a partial line is buffered.
 func (r *lineReader) pending() bool { return r.end > r.start || r.discard }
 

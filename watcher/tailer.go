@@ -12,6 +12,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -49,9 +50,14 @@ type Options struct {
 	// rewriting the whole file) before it counts as truncated (default 2s).
 	RewriteGrace time.Duration
 
-	// Notify disables fsnotify when false-y; polling alone then finds
-	// changes. Tests use it to exercise the polling path.
+	// DisableNotify turns fsnotify off; polling alone then finds changes.
+	// Tests use it to exercise the polling path.
 	DisableNotify bool
+
+	// OnWatching, if set, is called once when a following Run has
+	// installed its directory watches and looked at every file matched at
+	// start: from then on no write is missed.
+	OnWatching func()
 
 	Logger *slog.Logger
 }
@@ -131,7 +137,10 @@ const (
 	ClosedRotated  = "rotated" // replaced at its path; read to its end
 	ClosedDeleted  = "deleted" // removed; read to its end
 	ClosedTruncate = "truncated"
-	ClosedDone     = "done" // backfill read it to the end
+	// ClosedRewritten: the bytes already read changed in place; the file is
+	// read again from its start as a new stream.
+	ClosedRewritten = "rewritten"
+	ClosedDone      = "done" // backfill read it to the end
 )
 
 // Handler receives what a Tailer reads. Calls come from the Tailer's Run
@@ -141,6 +150,11 @@ type Handler interface {
 	StreamOpened(ctx context.Context, info StreamInfo) error
 	StreamChunk(ctx context.Context, c *Chunk) error
 	StreamClosed(ctx context.Context, key, reason string) error
+	// FileSkipped reports a path the globs match that is not read — a
+	// directory, a FIFO, a dangling symlink, a file that cannot be opened,
+	// a binary file — with a Skip* reason and the cause. It comes once per
+	// path and reason; a path that becomes readable is read.
+	FileSkipped(ctx context.Context, path, reason string, err error) error
 }
 
 type fileID struct{ dev, ino uint64 }
@@ -161,6 +175,7 @@ type stream struct {
 	marker    string
 	markerLen int
 
+	mtime      time.Time // modification time at the last check
 	dirty      bool
 	shrunkAt   time.Time // when a shrink below the read position was first seen
 	lastActive time.Time
@@ -175,6 +190,10 @@ type Tailer struct {
 	active  map[string]*stream // by path
 	byID    map[fileID]*stream
 	known   map[string]*Known // not-active known streams, by key
+	skipped map[string]string // matched paths reported as not read, and why
+	// links maps the target of a matched symlink to the link's path:
+	// notifications name the file written, which is the target.
+	links   map[string]string
 	recs    []event.Record
 	nopen   int
 	h       Handler
@@ -224,6 +243,8 @@ func New(opts Options) (*Tailer, error) {
 		active:  map[string]*stream{},
 		byID:    map[fileID]*stream{},
 		known:   map[string]*Known{},
+		skipped: map[string]string{},
+		links:   map[string]string{},
 		now:     time.Now,
 		finish:  make(chan struct{}),
 	}, nil
@@ -261,6 +282,9 @@ func (t *Tailer) Run(ctx context.Context, known []Known, h Handler) error {
 			t.remote = true
 			t.log.Info("files on a network filesystem: polling every poll_interval", "dir", root)
 		}
+	}
+	if t.opts.OnWatching != nil {
+		t.opts.OnWatching()
 	}
 	tick := time.NewTicker(t.opts.PollInterval)
 	defer tick.Stop()
@@ -367,11 +391,11 @@ func (t *Tailer) finishAll(ctx context.Context) error {
 }
 
 func (t *Tailer) backfill(ctx context.Context) error {
-	files, _, err := t.matcher.Glob()
-	if err != nil {
-		t.log.Warn("some directories could not be read", "error", err)
+	scan := t.matcher.Scan()
+	if err := t.reportSkipped(ctx, scan.Skipped); err != nil {
+		return err
 	}
-	for _, path := range files {
+	for _, path := range scan.Files {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -394,16 +418,19 @@ func (t *Tailer) backfill(ctx context.Context) error {
 
 // rescan finds new files and checks every active one.
 func (t *Tailer) rescan(ctx context.Context) error {
-	files, dirs, err := t.matcher.Glob()
-	if err != nil {
-		t.log.Debug("rescan could not read some directories", "error", err)
+	scan := t.matcher.Scan()
+	if scan.Err != nil {
+		t.log.Debug("rescan could not read some directories", "error", scan.Err)
 	}
 	if t.watcher != nil {
-		for _, d := range dirs {
+		for _, d := range scan.Dirs {
 			t.watcher.add(d)
 		}
 	}
-	for _, path := range files {
+	if err := t.reportSkipped(ctx, scan.Skipped); err != nil {
+		return err
+	}
+	for _, path := range scan.Files {
 		if _, ok := t.active[path]; ok {
 			continue
 		}
@@ -437,14 +464,26 @@ func (t *Tailer) handleNotice(ctx context.Context, n notice) error {
 		}
 		return nil
 	}
+	if link, ok := t.links[n.path]; ok {
+		// A write to the target of a matched symlink is a write to the
+		// link: read it now, not at the next rescan.
+		n.path = link
+	}
 	if s, ok := t.active[n.path]; ok {
-		if n.write && s.f != nil {
-			// New data in a file we hold open: read it, unless it shrank.
-			// Its identity is re-checked by the next rescan (every poll
-			// interval) and on every create, rename or removal notice.
+		if n.write && s.f != nil && s.shrunkAt.IsZero() {
+			// New data in a file we hold open: read it, unless it shrank
+			// or what was read is no longer there (a rewrite in place with
+			// other content, which can be longer than the read position:
+			// PyTorch Lightning's CSVLogger rewrites metrics.csv with a new
+			// header). One fstat and a pread of the bytes before the read
+			// position; the path's identity is re-checked by the next
+			// rescan and on every create, rename or removal notice.
 			if fi, err := s.f.Stat(); err == nil && fi.Size() >= s.rd.readPos() {
-				s.dirty = true
-				return nil
+				if same, err := s.rd.unchanged(s.marker, s.markerLen); err == nil && same {
+					s.size, s.mtime = fi.Size(), fi.ModTime()
+					s.dirty = true
+					return nil
+				}
 			}
 		}
 		return t.check(ctx, s)
@@ -477,6 +516,45 @@ func (t *Tailer) drainDirty(ctx context.Context) error {
 	}
 }
 
+// noteLink remembers where a matched symlink points, and watches that
+// directory, so writes to the target (which notifications name) reach the
+// link's stream — also while the target is still empty and not a stream
+// yet. Without it a symlinked file is read only at rescans.
+func (t *Tailer) noteLink(path string) {
+	if t.watcher == nil {
+		return
+	}
+	fi, err := os.Lstat(path)
+	if err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+		return
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil || real == path {
+		return
+	}
+	t.links[real] = path
+	t.watcher.add(filepath.Dir(real))
+}
+
+// reportSkipped tells the handler about matched paths that are not read.
+func (t *Tailer) reportSkipped(ctx context.Context, skipped []Skipped) error {
+	for _, sk := range skipped {
+		if err := t.skip(ctx, sk.Path, sk.Reason, sk.Err); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skip reports a path that is not read, once per path and reason.
+func (t *Tailer) skip(ctx context.Context, path, reason string, err error) error {
+	if t.skipped[path] == reason {
+		return nil
+	}
+	t.skipped[path] = reason
+	return t.h.FileSkipped(ctx, path, reason, err)
+}
+
 func statID(fi os.FileInfo) fileID {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 		return fileID{dev: uint64(st.Dev), ino: uint64(st.Ino)}
@@ -498,15 +576,28 @@ func newKey(source, fp string) string {
 // file read from its start. It returns nil when there is nothing to read
 // yet (an empty file) or the path is an alias.
 func (t *Tailer) discover(ctx context.Context, path string) (*stream, error) {
+	t.noteLink(path)
 	f, err := os.Open(path)
 	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			t.log.Warn("cannot open file", "path", path, "error", err)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
 		}
-		return nil, nil
+		return nil, t.skip(ctx, path, SkipUnreadable, err)
 	}
 	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() || fi.Size() == 0 {
+	if err != nil {
+		f.Close()
+		return nil, t.skip(ctx, path, SkipUnreadable, err)
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		reason, why := SkipNotRegular, fmt.Errorf("not a regular file but a %s", fileKind(fi.Mode()))
+		if fi.IsDir() {
+			reason, why = SkipDirectory, errors.New("a directory, not a file")
+		}
+		return nil, t.skip(ctx, path, reason, why)
+	}
+	if fi.Size() == 0 {
 		f.Close()
 		return nil, nil
 	}
@@ -535,7 +626,7 @@ func (t *Tailer) discover(ctx context.Context, path string) (*stream, error) {
 		t.log.Warn("cannot read file", "path", path, "error", err)
 		return nil, nil
 	}
-	s := &stream{path: path, runPath: path, f: f, id: id, size: size, fp: fp, fpLen: fpLen, lastActive: t.now()}
+	s := &stream{path: path, runPath: path, f: f, id: id, size: size, mtime: fi.ModTime(), fp: fp, fpLen: fpLen, lastActive: t.now()}
 	t.nopen++
 	var (
 		offset, line int64
@@ -553,8 +644,14 @@ func (t *Tailer) discover(ctx context.Context, path string) (*stream, error) {
 			t.log.Info("resuming renamed file", "source", t.opts.Source, "path", path, "was", k.Path, "offset", offset)
 		}
 	} else {
+		if why := binaryFile(f); why != "" {
+			f.Close()
+			t.nopen--
+			return nil, t.skip(ctx, path, SkipBinary, fmt.Errorf("a binary file (%s), not lines of text", why))
+		}
 		s.key = newKey(t.opts.Source, fp)
 	}
+	delete(t.skipped, path)
 	s.rd = newLineReader(f, offset, line, t.opts.MaxLineBytes)
 	s.dirty = size > offset
 	t.active[path] = s
@@ -665,14 +762,14 @@ func (t *Tailer) check(ctx context.Context, s *stream) error {
 	if size < readPos {
 		return t.shrunk(ctx, s, size, false)
 	}
-	if size != s.size || !s.shrunkAt.IsZero() {
+	if size != s.size || !fi.ModTime().Equal(s.mtime) || !s.shrunkAt.IsZero() {
 		// The file changed: the bytes before the read position must be
 		// the ones already read, or this is new content under the same
-		// name (a rewrite with different rows).
-		if f, _ := t.ensureOpen(s); f != nil && s.rd.pos > 0 {
-			if ok, err := markerMatches(f, s.rd.pos, s.marker, s.markerLen); err == nil && !ok {
+		// name (a rewrite with different rows), whatever its size.
+		if f, _ := t.ensureOpen(s); f != nil {
+			if ok, err := s.rd.unchanged(s.marker, s.markerLen); err == nil && !ok {
 				s.shrunkAt = time.Time{}
-				return t.shrunk(ctx, s, 0, true)
+				return t.rewritten(ctx, s)
 			}
 		}
 		s.dirty = true
@@ -681,7 +778,7 @@ func (t *Tailer) check(ctx context.Context, s *stream) error {
 	if size > readPos {
 		s.dirty = true
 	}
-	s.size = size
+	s.size, s.mtime = size, fi.ModTime()
 	if s.fpLen < t.opts.FingerprintBytes && int(size) > s.fpLen {
 		return t.growFingerprint(ctx, s)
 	}
@@ -744,6 +841,23 @@ func (t *Tailer) shrunk(ctx context.Context, s *stream, size int64, force bool) 
 	return err
 }
 
+// rewritten handles a file whose bytes before the read position changed
+// under the same inode: new content was written in place (open with 'w'
+// and write, a logger rewriting the whole file with a new header). What was
+// read no longer exists, so the file is read again from its start as a new
+// generation; rows at steps already sent replace them in the server's
+// deduplicated view.
+func (t *Tailer) rewritten(ctx context.Context, s *stream) error {
+	t.log.Info("file rewritten in place with other content; reading it again from the start",
+		"source", t.opts.Source, "path", s.path, "read", s.rd.readPos())
+	path := s.path
+	if err := t.closeStream(ctx, s, ClosedRewritten); err != nil {
+		return err
+	}
+	_, err := t.discover(ctx, path)
+	return err
+}
+
 // replaced handles a path that now names a different file: rename
 // rotation, atomic replace, delete and recreate, a symlink pointed
 // elsewhere.
@@ -765,7 +879,7 @@ func (t *Tailer) replaced(ctx context.Context, s *stream) error {
 				} else {
 					t.nopen++
 				}
-				s.f, s.id, s.size = nf, statID(fi), fi.Size()
+				s.f, s.id, s.size, s.mtime = nf, statID(fi), fi.Size(), fi.ModTime()
 				s.rd = newLineReader(nf, readPos, s.rd.line, t.opts.MaxLineBytes)
 				t.byID[s.id] = s
 				s.dirty = true
@@ -972,7 +1086,7 @@ func (t *Tailer) closeStream(ctx context.Context, s *stream, reason string) erro
 	if t.byID[s.id] == s {
 		delete(t.byID, s.id)
 	}
-	if reason == ClosedRotated || reason == ClosedDeleted || reason == ClosedTruncate {
+	if reason == ClosedRotated || reason == ClosedDeleted || reason == ClosedTruncate || reason == ClosedRewritten {
 		t.log.Info("stream finished", "source", t.opts.Source, "path", s.path, "reason", reason, "offset", s.rd.pos)
 	}
 	// Keep its identity so the file is recognised if it shows up again

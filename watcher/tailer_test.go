@@ -3,11 +3,13 @@ package watcher
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -21,6 +23,7 @@ type collector struct {
 	closed  map[string]string
 	lastEnd map[string]int64
 	chunks  []Chunk
+	skipped []string // base name ":" reason
 }
 
 func newCollector() *collector {
@@ -56,6 +59,13 @@ func (c *collector) StreamClosed(_ context.Context, key, reason string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed[key] = reason
+	return nil
+}
+
+func (c *collector) FileSkipped(_ context.Context, path, reason string, _ error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.skipped = append(c.skipped, filepath.Base(path)+":"+reason)
 	return nil
 }
 
@@ -531,4 +541,194 @@ func TestFinishReadsToTheEnd(t *testing.T) {
 	if len(c.closed) != 1 {
 		t.Errorf("streams not closed: %v", c.closed)
 	}
+}
+
+// logBuffer collects a tailer's log lines so a test can wait for the
+// tailer to say it saw something (never a sleep).
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) waitFor(t *testing.T, what string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		l.mu.Lock()
+		ok := strings.Contains(l.b.String(), what)
+		l.mu.Unlock()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the tailer never logged %q", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestRewriteWithOtherContent: a file rewritten in place with different
+// content (open('w') and write) is read again from its start, whether the
+// new content is longer than what was read (so the size alone looks like an
+// append), the same size, or written after a visible truncation; every new
+// line arrives exactly once.
+func TestRewriteWithOtherContent(t *testing.T) {
+	type rewrite func(t *testing.T, path string, logs *logBuffer, content string)
+	oneWrite := func(t *testing.T, path string, _ *logBuffer, content string) {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	truncateSeenFirst := func(t *testing.T, path string, logs *logBuffer, content string) {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs.waitFor(t, "file shrank; waiting for a rewrite to finish")
+		f.WriteString(content)
+		f.Close()
+	}
+	cases := []struct {
+		name       string
+		before     []string
+		after      []string
+		write      rewrite
+		notifyOnly bool // the visible truncation needs a notice or a poll between the two writes
+	}{
+		{"small file, longer content in one write", lines("old", 0, 5), lines("new", 0, 300), oneWrite, false},
+		{"large file, longer content in one write", lines("old", 0, 100), lines("new", 0, 300), oneWrite, false},
+		{"same size, other content", lines("aaa", 0, 50), lines("bbb", 0, 50), oneWrite, false},
+		{"truncation seen, then longer content", lines("old", 0, 100), lines("new", 0, 300), truncateSeenFirst, false},
+	}
+	for _, tc := range cases {
+		for _, notify := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/notify=%v", tc.name, notify), func(t *testing.T) {
+				dir := t.TempDir()
+				path := filepath.Join(dir, "metrics.jsonl")
+				appendTo(t, path, joinLines(tc.before))
+				logs := &logBuffer{}
+				logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+				c, stop := startTailer(t, Options{Source: "s", Include: []string{path}, DisableNotify: !notify,
+					RewriteGrace: time.Hour, Logger: logger}, nil)
+				c.waitLines(t, tc.before)
+				tc.write(t, path, logs, joinLines(tc.after))
+				c.waitLines(t, append(append([]string(nil), tc.before...), tc.after...))
+				appendTo(t, path, joinLines(lines("more", 0, 3)))
+				c.waitLines(t, lines("more", 0, 3))
+				stop()
+				c.assertNoDuplicates(t)
+				c.mu.Lock()
+				defer c.mu.Unlock()
+				if len(c.opened) != 2 {
+					t.Errorf("opened %d streams, want 2 (the rewrite is a new generation)", len(c.opened))
+				}
+				for _, o := range c.opened[1:] {
+					if o.Offset != 0 || o.Resumed {
+						t.Errorf("the rewritten file resumed at %d (resumed=%v), want a new stream from 0", o.Offset, o.Resumed)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestSkippedPathsAreReported: every matched path that is not read — a
+// directory, a FIFO, a dangling symlink, a symlink loop, a binary file — is
+// reported once with its reason, in a backfill and while following (where
+// rescans do not repeat it); text with NUL padding is read, not skipped.
+func TestSkippedPathsAreReported(t *testing.T) {
+	setup := func(t *testing.T) string {
+		dir := t.TempDir()
+		appendTo(t, filepath.Join(dir, "a.jsonl"), joinLines(lines("a", 0, 3)))
+		appendTo(t, filepath.Join(dir, "padded.jsonl"), "\x00\x00\x00\x00"+joinLines(lines("p", 0, 2)))
+		if err := os.Mkdir(filepath.Join(dir, "dir.jsonl"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := syscall.Mkfifo(filepath.Join(dir, "fifo.jsonl"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink(filepath.Join(dir, "nowhere"), filepath.Join(dir, "dangling.jsonl"))
+		os.Symlink(filepath.Join(dir, "loop2.jsonl"), filepath.Join(dir, "loop1.jsonl"))
+		os.Symlink(filepath.Join(dir, "loop1.jsonl"), filepath.Join(dir, "loop2.jsonl"))
+		png := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), make([]byte, 64)...)
+		os.WriteFile(filepath.Join(dir, "image.jsonl"), png, 0o644)
+		os.WriteFile(filepath.Join(dir, "noise.jsonl"), []byte("\x01\x02\x03\x04\x05\x06\x07\x08garbage\x0e\x0f\x10\x11\x12\x13"), 0o644)
+		return dir
+	}
+	// The padding reaches the parser with its line; the parser steps over it.
+	padded := append([]string{"\x00\x00\x00\x00" + lines("p", 0, 1)[0]}, lines("p", 1, 2)...)
+	want := []string{"dangling.jsonl:dangling_symlink", "dir.jsonl:directory", "fifo.jsonl:not_regular",
+		"image.jsonl:binary", "loop1.jsonl:symlink_loop", "loop2.jsonl:symlink_loop", "noise.jsonl:binary"}
+	check := func(t *testing.T, c *collector) {
+		t.Helper()
+		c.mu.Lock()
+		got := append([]string(nil), c.skipped...)
+		c.mu.Unlock()
+		sort.Strings(got)
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("skipped:\n got %v\nwant %v", got, want)
+		}
+	}
+	t.Run("backfill", func(t *testing.T) {
+		dir := setup(t)
+		tl, err := New(Options{Source: "s", Include: []string{dir + "/*.jsonl"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newCollector()
+		if err := tl.Run(context.Background(), nil, c); err != nil {
+			t.Fatal(err)
+		}
+		c.waitLines(t, append(lines("a", 0, 3), padded...))
+		check(t, c)
+	})
+	t.Run("follow", func(t *testing.T) {
+		dir := setup(t)
+		c, stop := startTailer(t, Options{Source: "s", Include: []string{dir + "/*.jsonl"}, PollInterval: 10 * time.Millisecond,
+			DisableNotify: true}, nil)
+		c.waitLines(t, append(lines("a", 0, 3), padded...))
+		// Many rescans later, each path was still reported once.
+		appendTo(t, filepath.Join(dir, "a.jsonl"), joinLines(lines("a", 3, 4)))
+		c.waitLines(t, lines("a", 0, 4))
+		for i := 0; i < 3; i++ {
+			appendTo(t, filepath.Join(dir, "a.jsonl"), joinLines(lines("b", i, i+1)))
+			c.waitLines(t, lines("b", i, i+1))
+		}
+		stop()
+		check(t, c)
+	})
+}
+
+// TestSymlinkToEmptyFileByNotification: writes to the target of a matched
+// symlink are noticed at once (notifications name the target, not the
+// link), also while the target was still empty when the tailer started and
+// after the link is pointed at a new empty file. No rescan runs here (the
+// poll interval is an hour), so only the notifications can deliver.
+func TestSymlinkToEmptyFileByNotification(t *testing.T) {
+	dir := t.TempDir()
+	targets := filepath.Join(dir, "targets") // outside the glob's directory
+	os.MkdirAll(targets, 0o755)
+	a, b := filepath.Join(targets, "gen1.data"), filepath.Join(targets, "gen2.data")
+	os.WriteFile(a, nil, 0o644)
+	link := filepath.Join(dir, "m.jsonl")
+	os.Symlink(a, link)
+	watching := make(chan struct{})
+	c, stop := startTailer(t, Options{Source: "s", Include: []string{link}, PollInterval: time.Hour,
+		OnWatching: func() { close(watching) }}, nil)
+	<-watching
+	appendTo(t, a, joinLines(lines("a", 0, 3)))
+	c.waitLines(t, lines("a", 0, 3))
+	os.WriteFile(b, nil, 0o644)
+	os.Symlink(b, link+".new")
+	os.Rename(link+".new", link)
+	appendTo(t, b, joinLines(lines("b", 0, 3)))
+	c.waitLines(t, lines("b", 0, 3))
+	stop()
+	c.assertNoDuplicates(t)
 }
