@@ -66,7 +66,18 @@ type Options struct {
 	// record bad (a boolean, a null, an array), with a reason from a small
 	// closed set. May be nil.
 	OnSkip func(reason string)
+
+	// Notice is called when the input holds something the parser stepped
+	// over without losing a record (NUL padding around a line), with the
+	// line, a reason from the Notice* set and a sentence for the log. The
+	// parser calls it at most once per file and reason. May be nil.
+	Notice func(line int64, reason, detail string)
 }
+
+// Notice reasons.
+const (
+	NoticeNULPadding = "nul_padding" // zero bytes around a line, as a crash leaves
+)
 
 // WithDefaults fills the zero fields that have a default.
 func (o Options) WithDefaults() Options {
@@ -75,6 +86,9 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.OnSkip == nil {
 		o.OnSkip = func(string) {}
+	}
+	if o.Notice == nil {
+		o.Notice = func(int64, string, string) {}
 	}
 	return o
 }

@@ -1,8 +1,10 @@
 package parsers
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -73,20 +75,45 @@ func StepFromNumber(v float64) (int64, error) {
 	return int64(v), nil
 }
 
-// StepFromString parses a step written as text.
+// MaxStep is the largest step accepted: event steps are int64. (The
+// server's column is UInt64; steps beyond 2^63-1 are refused as bad
+// records rather than wrapped.)
+const MaxStep = math.MaxInt64
+
+// StepFromString parses a step written as text (a JSON number's literal, a
+// CSV cell), exactly: 9007199254740993 stays itself instead of rounding to
+// a float64's 9007199254740992. Integral decimals ("2.0", "1e3") are
+// accepted; fractions, negatives and steps above MaxStep are bad steps.
 func StepFromString(s string) (int64, error) {
 	s = strings.TrimSpace(s)
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if n < 0 {
-			return 0, fmt.Errorf("%w: %d", ErrBadStep, n)
-		}
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case err == nil && n < 0:
+		return 0, fmt.Errorf("%w: %d", ErrBadStep, n)
+	case err == nil:
 		return n, nil
+	case errors.Is(err, strconv.ErrRange):
+		if strings.HasPrefix(s, "-") {
+			return 0, fmt.Errorf("%w: %s", ErrBadStep, s)
+		}
+		return 0, fmt.Errorf("%w: %s is above the largest step %d", ErrBadStep, s, int64(MaxStep))
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil {
 		return 0, fmt.Errorf("%w: %q", ErrBadStep, s)
 	}
-	return StepFromNumber(f)
+	if math.Abs(f) < 1<<53 {
+		return StepFromNumber(f) // a float64 holds every integer below 2^53 exactly
+	}
+	// Large: decide on the exact decimal, not on its float64 neighbour.
+	r, ok := new(big.Rat).SetString(s)
+	if !ok || r.Sign() < 0 || !r.IsInt() {
+		return 0, fmt.Errorf("%w: %s", ErrBadStep, s)
+	}
+	if !r.Num().IsInt64() {
+		return 0, fmt.Errorf("%w: %s is above the largest step %d", ErrBadStep, s, int64(MaxStep))
+	}
+	return r.Num().Int64(), nil
 }
 
 // ValidName reports whether a metric or log name is acceptable to the mlop

@@ -5,6 +5,7 @@
 package jsonl
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/mlop-ai/mlop-agent/event"
 	"github.com/mlop-ai/mlop-agent/parsers"
@@ -66,7 +68,11 @@ type Parser struct {
 
 	// last holds the last step used per run, for lines without a step.
 	last map[string]int64
+	// padded is set once NUL padding was reported for this file.
+	padded bool
 }
+
+var utf8BOM = []byte("\xef\xbb\xbf")
 
 type strPoint struct{ name, value string }
 
@@ -148,12 +154,28 @@ func (p *Parser) Parse(dst []event.Event, rec event.Record) ([]event.Event, erro
 	if p.opts.MaxRecordBytes > 0 && len(data) > p.opts.MaxRecordBytes {
 		return dst, &parsers.RecordError{Line: rec.Line, Err: fmt.Errorf("%w: %d bytes (limit %d)", parsers.ErrTooLong, len(data), p.opts.MaxRecordBytes)}
 	}
+	if rec.Line == 1 {
+		data = bytes.TrimPrefix(data, utf8BOM) // Windows tools start files with one
+	}
+	if len(data) > 0 && (data[0] == 0 || data[len(data)-1] == 0) {
+		// A zero-filled region: what a crash leaves where a writer had
+		// extended the file but not yet written. Skip it and parse what
+		// follows; say so once per file.
+		trimmed := bytes.Trim(data, "\x00")
+		if !p.padded {
+			p.padded = true
+			p.opts.Notice(rec.Line, parsers.NoticeNULPadding,
+				fmt.Sprintf("%d NUL bytes skipped (a zero-filled region, as a crash leaves); the data around them is read", len(data)-len(trimmed)))
+		}
+		data = trimmed
+	}
 	p.sc.reset(data)
 	switch p.sc.peek() {
-	case 0:
-		return dst, nil // blank line
 	case '{':
 	default:
+		if p.sc.atEnd() {
+			return dst, nil // blank line
+		}
 		return dst, &parsers.RecordError{Line: rec.Line, Err: parsers.ErrNotObject}
 	}
 	p.prefix = p.prefix[:0] // a bad record may have left a nested prefix behind
@@ -167,7 +189,7 @@ func (p *Parser) Parse(dst []event.Event, rec event.Record) ([]event.Event, erro
 	if err := p.object(&ln, 0, rec.Line); err != nil {
 		return dst, err
 	}
-	if p.sc.peek() != 0 {
+	if !p.sc.atEnd() {
 		return dst, &parsers.RecordError{Line: rec.Line, Err: fmt.Errorf("%w: %v", parsers.ErrSyntax, errTrailing)}
 	}
 	if !ln.hasStep {
@@ -379,9 +401,14 @@ func (p *Parser) stepValue(ln *line, lineNo int64) error {
 	)
 	switch sc.kind() {
 	case vNumber:
-		var v float64
-		if v, err = sc.number(); err == nil {
-			step, err = parsers.StepFromNumber(v)
+		if sc.literal("NaN") || sc.literal("Infinity") || sc.literal("-Infinity") {
+			err = fmt.Errorf("%w: not a finite number", parsers.ErrBadStep)
+			break
+		}
+		var tok []byte
+		if tok, err = sc.numberToken(); err == nil {
+			// Exactly: steps above 2^53 do not survive a float64.
+			step, err = parsers.StepFromString(unsafe.String(unsafe.SliceData(tok), len(tok)))
 		}
 	case vString:
 		var s []byte

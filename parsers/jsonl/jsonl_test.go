@@ -402,3 +402,85 @@ func BenchmarkParse(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*10/b.Elapsed().Seconds(), "points/s")
 }
+
+// TestPaddingAndBOM: NUL padding around a line (a zero-filled region after
+// a crash) is stepped over and reported once per file; the line it hides is
+// parsed. A UTF-8 BOM at the start of the file is stripped.
+func TestPaddingAndBOM(t *testing.T) {
+	type notice struct {
+		line   int64
+		reason string
+	}
+	var notices []notice
+	p := newParser(t, parsers.Options{Notice: func(line int64, reason, _ string) {
+		notices = append(notices, notice{line, reason})
+	}})
+	evs, errs := parseLines(t, p,
+		"\xef\xbb\xbf"+`{"step":1,"a":1}`,
+		"\x00\x00\x00\x00"+`{"step":2,"a":2}`,
+		"\x00\x00\x00\x00\x00",
+		`{"step":3,"a":3}`+"\x00\x00",
+		`{"step":4,"a":4}`,
+	)
+	if len(errs) != 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	var steps []int64
+	for _, ev := range evs {
+		steps = append(steps, ev.Step)
+	}
+	if !reflect.DeepEqual(steps, []int64{1, 2, 3, 4}) {
+		t.Errorf("steps = %v, want 1 2 3 4", steps)
+	}
+	if !reflect.DeepEqual(notices, []notice{{2, parsers.NoticeNULPadding}}) {
+		t.Errorf("notices = %v, want one nul_padding at line 2", notices)
+	}
+	// A BOM after line 1 is not a BOM: the line is not an object.
+	_, errs = parseLines(t, newParser(t, parsers.Options{}), `{"a":1}`, "\xef\xbb\xbf"+`{"a":2}`)
+	if len(errs) != 1 || !errors.Is(errs[0], parsers.ErrNotObject) {
+		t.Errorf("BOM on line 2: errs = %v, want one not-an-object", errs)
+	}
+	// NUL inside the object is a syntax error, not padding.
+	_, errs = parseLines(t, newParser(t, parsers.Options{}), `{"a":`+"\x00"+`1}`)
+	if len(errs) != 1 {
+		t.Errorf("NUL inside an object: errs = %v, want a bad record", errs)
+	}
+}
+
+// TestStepsExact: integer steps keep every digit, also above 2^53 where a
+// float64 would merge neighbours; steps above the int64 range are bad
+// records, and so are fractions and negatives at any size.
+func TestStepsExact(t *testing.T) {
+	tests := []struct {
+		line    string
+		want    int64
+		wantErr bool
+	}{
+		{`{"step": 9007199254740992, "a": 1}`, 9007199254740992, false},
+		{`{"step": 9007199254740993, "a": 1}`, 9007199254740993, false},
+		{`{"step": 9223372036854775807, "a": 1}`, math.MaxInt64, false},
+		{`{"step": 9007199254740993.0, "a": 1}`, 9007199254740993, false},
+		{`{"step": 9.007199254740993e15, "a": 1}`, 9007199254740993, false},
+		{`{"step": "9007199254740995", "a": 1}`, 9007199254740995, false},
+		{`{"step": 2.0, "a": 1}`, 2, false},
+		{`{"step": 1e3, "a": 1}`, 1000, false},
+		{`{"step": 9223372036854775808, "a": 1}`, 0, true},
+		{`{"step": 18446744073709551616, "a": 1}`, 0, true},
+		{`{"step": 9007199254740993.5, "a": 1}`, 0, true},
+		{`{"step": -9007199254740993, "a": 1}`, 0, true},
+		{`{"step": NaN, "a": 1}`, 0, true},
+		{`{"step": Infinity, "a": 1}`, 0, true},
+	}
+	for _, tt := range tests {
+		evs, errs := parseLines(t, newParser(t, parsers.Options{}), tt.line)
+		if tt.wantErr {
+			if len(errs) != 1 || !errors.Is(errs[0], parsers.ErrBadStep) {
+				t.Errorf("%s: errs = %v, want a bad step", tt.line, errs)
+			}
+			continue
+		}
+		if len(errs) != 0 || len(evs) != 1 || evs[0].Step != tt.want {
+			t.Errorf("%s: got %+v %v, want step %d", tt.line, evs, errs, tt.want)
+		}
+	}
+}

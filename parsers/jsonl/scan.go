@@ -258,6 +258,28 @@ func (s *scanner) number() (float64, error) {
 	case s.literal("-Infinity"):
 		return math.Inf(-1), nil
 	}
+	tok, err := s.numberToken()
+	if err != nil {
+		return 0, err
+	}
+	// ParseFloat does not retain its argument, so viewing the bytes as a
+	// string without copying is safe and keeps the hot path allocation free.
+	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(tok), len(tok)), 64)
+	if err != nil {
+		var ne *strconv.NumError
+		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
+			return f, nil // ±Inf or 0 for out-of-range literals, as Python reads them
+		}
+		return 0, errInvalid
+	}
+	return f, nil
+}
+
+// numberToken consumes a JSON number (not NaN or Infinity) and returns its
+// text, which aliases the line, for callers that need it exactly (steps
+// above 2^53 do not survive a float64).
+func (s *scanner) numberToken() ([]byte, error) {
+	s.skipSpace()
 	start := s.pos
 	if s.pos < len(s.data) && s.data[s.pos] == '-' {
 		s.pos++
@@ -274,12 +296,12 @@ func (s *scanner) number() (float64, error) {
 	}
 	intStart := s.pos
 	if n := digits(); n == 0 || (n > 1 && s.data[intStart] == '0') {
-		return 0, errInvalid
+		return nil, errInvalid
 	}
 	if s.pos < len(s.data) && s.data[s.pos] == '.' {
 		s.pos++
 		if digits() == 0 {
-			return 0, errInvalid
+			return nil, errInvalid
 		}
 	}
 	if s.pos < len(s.data) && (s.data[s.pos] == 'e' || s.data[s.pos] == 'E') {
@@ -288,21 +310,16 @@ func (s *scanner) number() (float64, error) {
 			s.pos++
 		}
 		if digits() == 0 {
-			return 0, errInvalid
+			return nil, errInvalid
 		}
 	}
-	tok := s.data[start:s.pos]
-	// ParseFloat does not retain its argument, so viewing the bytes as a
-	// string without copying is safe and keeps the hot path allocation free.
-	f, err := strconv.ParseFloat(unsafe.String(unsafe.SliceData(tok), len(tok)), 64)
-	if err != nil {
-		var ne *strconv.NumError
-		if errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
-			return f, nil // ±Inf or 0 for out-of-range literals, as Python reads them
-		}
-		return 0, errInvalid
-	}
-	return f, nil
+	return s.data[start:s.pos], nil
+}
+
+// atEnd reports whether only white space is left.
+func (s *scanner) atEnd() bool {
+	s.skipSpace()
+	return s.pos >= len(s.data)
 }
 
 // skip consumes any value.
