@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,36 @@ type chunk struct {
 	newest  int64        // newest event time in the chunk, unix ms
 	ss      *streamState // set by push
 	refs    atomic.Int64
+	// recs are the chunk's records while its events are routed (line
+	// sources; nil otherwise and afterwards), for the line and text of a
+	// record found bad then. Their Data alias the reader's buffer.
+	recs []event.Record
+}
+
+// record finds the record an event at pos came from, while routing.
+func (c *chunk) record(pos event.Position) (event.Record, bool) {
+	i := sort.Search(len(c.recs), func(i int) bool { return !c.recs[i].Pos.Less(pos) })
+	if i < len(c.recs) && c.recs[i].Pos == pos {
+		return c.recs[i], true
+	}
+	return event.Record{}, false
+}
+
+// lineOf is the line of the record at pos (the position's sequence number
+// for stream formats, 0 when unknown).
+func (c *chunk) lineOf(pos event.Position) int64 {
+	if rec, ok := c.record(pos); ok {
+		return rec.Line
+	}
+	return pos.Seq
+}
+
+// dataOf is a copy of the record at pos, for the dead-letter file.
+func (c *chunk) dataOf(pos event.Position) []byte {
+	if rec, ok := c.record(pos); ok {
+		return append([]byte(nil), rec.Data...)
+	}
+	return nil
 }
 
 // ref counts how many references a piece of work holds on one chunk.
@@ -103,6 +134,8 @@ type streamState struct {
 	// stream's reader goroutine touches them.
 	defaultRun *runState
 	runs       map[string]*runState
+	// runSet indexes committed.Runs (guarded by mu).
+	runSet map[checkpoint.RunRef]struct{}
 	// doneWhenIdle marks a stream that left its path (rotated, deleted):
 	// once everything read from it is committed it is saved as done.
 	doneWhenIdle bool
@@ -120,6 +153,12 @@ type streamState struct {
 	// fork children wait on their parent's.
 	firstCommit chan struct{}
 	firstOnce   sync.Once
+	// doneCh is closed once a stream-format stream was read to its end (or
+	// failed) and everything it produced is committed. In a backfill a
+	// fork's stream waits for its parent's: the server refuses a fork step
+	// beyond the parent's last stored step.
+	doneCh   chan struct{}
+	doneOnce sync.Once
 	// skipBefore holds the marks loaded at start: non-idempotent events at
 	// or before them were delivered before a crash and are not re-sent.
 	skipBefore map[string]checkpoint.Mark
@@ -133,6 +172,7 @@ func newStreamState(cp checkpoint.Stream) *streamState {
 		runPath:     cp.RunPath,
 		committed:   cp,
 		firstCommit: make(chan struct{}),
+		doneCh:      make(chan struct{}),
 	}
 	if len(cp.Sent) > 0 {
 		s.sent = make(map[string]checkpoint.Mark, len(cp.Sent))
@@ -179,11 +219,18 @@ func (s *streamState) currentPath() string {
 func (s *streamState) noteRun(ref checkpoint.RunRef) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, have := range s.committed.Runs {
-		if have == ref {
-			return
+	if s.runSet == nil {
+		// A file feeding twenty thousand runs (run_field) must not scan
+		// the list for each new one.
+		s.runSet = make(map[checkpoint.RunRef]struct{}, len(s.committed.Runs)+1)
+		for _, have := range s.committed.Runs {
+			s.runSet[have] = struct{}{}
 		}
 	}
+	if _, ok := s.runSet[ref]; ok {
+		return
+	}
+	s.runSet[ref] = struct{}{}
 	s.committed.Runs = append(s.committed.Runs, ref)
 	s.dirty = true
 }
@@ -279,7 +326,16 @@ func (s *streamState) advanceLocked() bool {
 	s.pending = s.pending[i:]
 	s.dirty = true
 	s.cond.Broadcast()
+	s.noteDoneLocked()
 	return true
+}
+
+// noteDoneLocked closes doneCh once the stream is finished. Called with mu
+// held.
+func (s *streamState) noteDoneLocked() {
+	if (s.complete || s.failed != "") && len(s.pending) == 0 {
+		s.doneOnce.Do(func() { close(s.doneCh) })
+	}
 }
 
 // finished reports whether a stream-format stream has been read to the end

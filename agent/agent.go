@@ -84,6 +84,9 @@ type Agent struct {
 	started    time.Time
 	drainedAll bool // set by Run: everything read was delivered
 
+	nReady    atomic.Int64 // sources reading (sourceReady)
+	readyOnce sync.Once
+
 	finishing  atomic.Bool
 	finishCh   chan struct{}
 	finishOnce sync.Once
@@ -171,6 +174,13 @@ func (a *Agent) Abort() {
 	}
 }
 
+// sourceReady counts n sources as reading; once all are, OnReady runs.
+func (a *Agent) sourceReady(n int) {
+	if a.nReady.Add(int64(n)) >= int64(len(a.srcs)) && a.opts.OnReady != nil {
+		a.readyOnce.Do(a.opts.OnReady)
+	}
+}
+
 // fail stops the agent for good (a refused API key).
 func (a *Agent) fail(err error) {
 	a.fatalOnce.Do(func() {
@@ -201,6 +211,9 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	}
 	if a.opts.OnStateLoaded != nil {
 		a.opts.OnStateLoaded()
+	}
+	if !a.opts.Follow || len(a.srcs) == 0 {
+		a.sourceReady(len(a.srcs))
 	}
 	a.started = time.Now().UTC()
 	if a.opts.Progress != nil {
@@ -387,7 +400,7 @@ func (a *Agent) finishTouched() {
 	runs := a.runList()
 	for _, r := range runs {
 		r.mu.Lock()
-		if r.touched && r.finished == "" && r.finish == "" && r.broken == nil {
+		if r.touched && r.finished == "" && r.finish == "" && !r.finishInFlight && r.broken == nil {
 			r.finish, r.finishAt = event.StatusCompleted, r.lastTime
 		}
 		jobs := a.schedule(r)
@@ -416,7 +429,7 @@ func (a *Agent) finishUntouched() {
 		if !inMem && isKnown && known.RunID > 0 && known.Status == event.StatusRunning {
 			r = &runState{key: known.ExternalID, project: known.Project, source: known.Source, name: known.Name,
 				runID: known.RunID, url: known.URL, created: true, tags: known.Tags, lastTime: known.LastTime,
-				createdAt: known.CreatedAt, names: map[string]int64{}, touched: true}
+				createdAt: known.CreatedAt, names: newNameSet(0, a.opts.ReportNames), touched: true}
 			a.runs[k] = r
 			inMem = true
 		}
@@ -425,7 +438,7 @@ func (a *Agent) finishUntouched() {
 			continue
 		}
 		r.mu.Lock()
-		if r.created && r.finished == "" && r.finish == "" && r.broken == nil {
+		if r.mayFinish() {
 			r.finish, r.finishAt = event.StatusCompleted, r.lastTime
 		}
 		jobs := a.schedule(r)

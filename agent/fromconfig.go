@@ -35,7 +35,7 @@ func FromConfig(cfg *config.Config, follow bool, log *slog.Logger) Options {
 		src := Source{
 			Name: s.Name, Format: s.Format, Paths: s.Paths, Exclude: s.Exclude, Project: s.Project,
 			StepField: s.StepField, TimeField: s.TimeField, RunField: s.RunField,
-			StepMultiplier: s.StepMultiplier, Params: map[string]string{},
+			StepMultiplier: s.StepMultiplier, MaxNamesPerRun: s.MaxNamesPerRun, Params: map[string]string{},
 			RunName: s.Run.Name, RunID: s.Run.ID, Tags: s.Run.Tags, Config: s.Run.Config, ConfigFiles: s.Run.ConfigFiles,
 		}
 		switch {

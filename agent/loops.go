@@ -303,7 +303,7 @@ func (a *Agent) lifecycleLoop(ctx context.Context) {
 				r.lastBeat = now
 			}
 			var jobs []job
-			if a.opts.Follow && active && r.idleTimeout > 0 && r.finish == "" && !r.dataPending() &&
+			if a.opts.Follow && active && r.idleTimeout > 0 && r.mayFinish() && !r.dataPending() &&
 				!r.lastActivity.IsZero() && now.Sub(r.lastActivity) >= r.idleTimeout {
 				a.log.Info("run idle; marking it completed", "run", r.name, "idle", now.Sub(r.lastActivity).Round(time.Second))
 				r.finish, r.finishAt = event.StatusCompleted, r.lastTime

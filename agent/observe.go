@@ -99,6 +99,10 @@ func (a *Agent) login(ctx context.Context) {
 		a.log.Debug("API key accepted", "organization", org)
 	case isFatal(err):
 		a.unauthorized(err)
+	case errors.Is(err, sink.ErrRouting):
+		// The API URL answers, but not as mlop does (a 404 page, a
+		// redirect): nothing sent there can arrive.
+		a.fail(err)
 	case ctx.Err() != nil:
 	default:
 		a.log.Warn("server not reachable yet; data waits and is sent when it is", "error", err)

@@ -33,6 +33,11 @@ type Options struct {
 	// exactly once between them. Zero Count: everything.
 	Shard Shard
 
+	// ReportNames keeps per-metric point counts for Report (the first
+	// 1,000 names of each run); without it only totals are kept, which is
+	// what bounds memory with millions of distinct names.
+	ReportNames bool
+
 	// Progress, when set, receives progress lines: rewritten in place when
 	// ProgressTTY, one line every ten seconds otherwise.
 	Progress    io.Writer
@@ -57,6 +62,11 @@ type Options struct {
 	Telemetry *telemetry.Telemetry
 	// OnStateLoaded is called once the checkpoint has been read (readiness).
 	OnStateLoaded func()
+	// OnReady is called once every source is reading: in follow mode when
+	// each has looked at the files matched at start and watches for more
+	// (a write from then on is never missed); otherwise right after the
+	// state is loaded.
+	OnReady func()
 
 	// ReadConfigFile decodes a sidecar config file (YAML or JSON) for
 	// run.config_files; nil disables them.
@@ -99,6 +109,10 @@ type Source struct {
 	RunField       string
 	IdleTimeout    time.Duration // live mode: finish a run after this long without data (<0: never)
 	StepMultiplier int64
+	// MaxNamesPerRun caps the distinct log names of one run (default
+	// DefaultMaxNamesPerRun): points of further names are bad records. It
+	// protects the server and bounds the agent's memory per run.
+	MaxNamesPerRun int
 	Params         map[string]string
 
 	// Run metadata. Name and ID are text/template strings over
@@ -121,6 +135,7 @@ const (
 	DefaultHeartbeat         = 30 * time.Second
 	DefaultShutdownTimeout   = 30 * time.Second
 	DefaultIdleTimeout       = 30 * time.Minute
+	DefaultMaxNamesPerRun    = 10000
 	maxMetricBatchesInFlight = 4 // per run; ordering is per metric and step, so several may fly
 )
 
@@ -185,6 +200,9 @@ func (o *Options) setDefaults() error {
 		}
 		if s.IdleTimeout == 0 {
 			s.IdleTimeout = DefaultIdleTimeout
+		}
+		if s.MaxNamesPerRun <= 0 {
+			s.MaxNamesPerRun = DefaultMaxNamesPerRun
 		}
 	}
 	return nil

@@ -56,6 +56,10 @@ type RunReport struct {
 	Status     string           `json:"status,omitempty"`
 	Points     map[string]int64 `json:"points,omitempty"` // per metric (and rows per string series)
 	Files      int64            `json:"files,omitempty"`
+	// OtherNames and OtherPoints sum the names beyond the first 1,000 of a
+	// run, which have no line of their own in Points.
+	OtherNames  int   `json:"other_names,omitempty"`
+	OtherPoints int64 `json:"other_points,omitempty"`
 }
 
 // Failure is a path that could not be read.
@@ -115,11 +119,15 @@ func (a *Agent) Report() Report {
 				if rr.Status == "" && r.created {
 					rr.Status = "RUNNING"
 				}
-				if len(r.names) > 0 {
+				if len(r.names.counts) > 0 {
 					rr.Points = map[string]int64{}
-					for n, c := range r.names {
+					for n, c := range r.names.counts {
 						rr.Points[n] = c
 					}
+				}
+				rr.OtherNames, rr.OtherPoints = r.names.nOther, r.names.other
+				if rr.Points == nil && r.names.keep == 0 {
+					rr.OtherNames, rr.OtherPoints = r.names.len(), r.points+r.files
 				}
 				r.mu.Unlock()
 			} else if kr, ok := known[k]; ok {
@@ -131,6 +139,7 @@ func (a *Agent) Report() Report {
 				for _, n := range rr.Points {
 					rep.Totals.Points += n
 				}
+				rep.Totals.Points += rr.OtherPoints
 				rep.Totals.Files += rr.Files
 			}
 			sr.Runs = append(sr.Runs, rr)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mlop-ai/mlop-agent/checkpoint"
 	"github.com/mlop-ai/mlop-agent/event"
+	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/sink/mlop"
 )
 
@@ -43,7 +44,7 @@ func (a *Agent) routeChunk(src *sourceRT, ss *streamState, c *chunk, evs []event
 		}
 		if r == nil || ev.Run != lastRun {
 			flush()
-			r = a.runFor(src, ss, ev)
+			r = a.runFor(src, ss, c, ev)
 			if r == nil {
 				continue
 			}
@@ -56,7 +57,7 @@ func (a *Agent) routeChunk(src *sourceRT, ss *streamState, c *chunk, evs []event
 }
 
 // runFor finds or creates the run an event belongs to.
-func (a *Agent) runFor(src *sourceRT, ss *streamState, ev *event.Event) *runState {
+func (a *Agent) runFor(src *sourceRT, ss *streamState, c *chunk, ev *event.Event) *runState {
 	if ev.Run == "" && ss.defaultRun != nil && ev.Kind != event.KindRun {
 		return ss.defaultRun
 	}
@@ -96,7 +97,9 @@ func (a *Agent) runFor(src *sourceRT, ss *streamState, ev *event.Event) *runStat
 			if info.CreatedAt > 0 {
 				r.createdAt = info.CreatedAt
 			}
-			r.addTags(info.Tags, nil)
+			if _, refused := r.addTags(info.Tags, nil); len(refused) > 0 {
+				src.badRecord(ss, c.lineOf(ev.Pos), "bad_tags", tagsRefusedError(refused), nil)
+			}
 			r.cfgInitial = deepMerge(r.cfgInitial, info.Config)
 		}
 		r.mu.Unlock()
@@ -122,13 +125,21 @@ func (a *Agent) getRun(src *sourceRT, project, id, name string, ss *streamState)
 		return r
 	}
 	r := &runState{key: id, project: project, source: src.cfg.Name, name: name,
-		names: map[string]int64{}, idleTimeout: src.cfg.IdleTimeout}
+		names: newNameSet(src.cfg.MaxNamesPerRun, a.opts.ReportNames), idleTimeout: src.cfg.IdleTimeout}
 	if known, ok := a.knownRuns[k]; ok {
 		r.runID, r.url = known.RunID, known.URL
 		r.tags = append(r.tags, known.Tags...)
 		r.lastTime = known.LastTime
+		if known.RunID > 0 && known.Name != "" && known.Name != name {
+			// The run exists on the server under its first name, and the
+			// protocol has no rename: creating it again with its external
+			// id returns it unchanged. Say so instead of pretending.
+			src.log.Warn("the run's name template now gives another name; mlop cannot rename a run, it keeps its name",
+				"run", known.Name, "new_name", name, "external_id", id)
+			r.name = known.Name
+		}
 	}
-	r.addTags(src.cfg.Tags, nil)
+	r.addTags(src.cfg.Tags, nil) // within the limits: config validation checks them
 	r.cfgInitial = deepMerge(nil, src.cfg.Config)
 	if len(src.cfg.ConfigFiles) > 0 {
 		doc, sig := src.readConfigFiles(ss.runPath)
@@ -171,15 +182,31 @@ func (a *Agent) addEvent(src *sourceRT, ss *streamState, r *runState, c *chunk, 
 			src.badEvent(ss, ev, err)
 			return
 		}
+		points := ev.Points
+		var refused []string
 		for i := range ev.Points {
-			a.noteName(r, ev.Points[i].Name, mlop.LogTypeMetric)
+			if !a.noteName(r, ev.Points[i].Name, mlop.LogTypeMetric) {
+				refused = append(refused, ev.Points[i].Name)
+			}
+		}
+		if len(refused) > 0 {
+			src.badRecord(ss, c.lineOf(ev.Pos), "too_many_names", tooManyNames(r, refused), c.dataOf(ev.Pos))
+			points = make([]event.Point, 0, len(ev.Points)-len(refused))
+			for _, p := range ev.Points {
+				if r.names.has(p.Name) {
+					points = append(points, p)
+				}
+			}
+			if len(points) == 0 {
+				return
+			}
 		}
 		b := a.openBatch(r, kMetrics, now)
 		n := len(b.body)
-		b.body = mlop.AppendMetricLine(b.body, ev.Time, ev.Step, ev.Points)
+		b.body = mlop.AppendMetricLine(b.body, ev.Time, ev.Step, points)
 		a.account(r, b, c, int64(len(b.body)-n), ev.Time)
-		b.points += len(ev.Points)
-		r.points += int64(len(ev.Points))
+		b.points += len(points)
+		r.points += int64(len(points))
 	case event.KindData:
 		if ss.alreadySent(r.key, mark) {
 			return
@@ -192,7 +219,10 @@ func (a *Agent) addEvent(src *sourceRT, ss *streamState, r *runState, c *chunk, 
 		if ev.Type == event.DataHistogram {
 			logType = mlop.LogTypeHistogram
 		}
-		a.noteName(r, ev.Name, logType)
+		if !a.noteName(r, ev.Name, logType) {
+			src.badRecord(ss, c.lineOf(ev.Pos), "too_many_names", tooManyNames(r, []string{ev.Name}), c.dataOf(ev.Pos))
+			return
+		}
 		b := a.openBatch(r, kData, now)
 		n := len(b.body)
 		b.body = mlop.AppendDataLine(b.body, ev.Time, ev.Step, ev.Type, ev.Name, ev.Text)
@@ -223,16 +253,25 @@ func (a *Agent) addEvent(src *sourceRT, ss *streamState, r *runState, c *chunk, 
 		if logType == "" {
 			logType = mlop.LogTypeFile
 		}
-		a.noteName(r, ev.Name, logType)
+		if !a.noteName(r, ev.Name, logType) {
+			src.badRecord(ss, c.lineOf(ev.Pos), "too_many_names", tooManyNames(r, []string{ev.Name}), nil)
+			return
+		}
 		r.files++
 		b := a.openBatch(r, kFiles, now)
 		b.files = append(b.files, fileItem{path: ev.Path, logName: ev.Name, logType: logType, step: ev.Step, time: ev.Time, caption: ev.Text})
 		b.addMark(ss, mark)
 		a.account(r, b, c, int64(len(ev.Path)+len(ev.Name)+64), ev.Time)
 	case event.KindTags:
-		if r.addTags(ev.Tags, ev.Untags) {
+		changed, refused := r.addTags(ev.Tags, ev.Untags)
+		if changed {
 			r.tagsDirty = true
 			r.tagRefs.add(c)
+		}
+		if len(refused) > 0 {
+			// A bad record, not a bad run: the tags that fit are kept and
+			// the run's data goes on.
+			src.badRecord(ss, c.lineOf(ev.Pos), "bad_tags", tagsRefusedError(refused), c.dataOf(ev.Pos))
 		}
 	case event.KindConfig:
 		if len(ev.Config) > 0 {
@@ -250,18 +289,25 @@ func (a *Agent) addEvent(src *sourceRT, ss *streamState, r *runState, c *chunk, 
 }
 
 // noteName records a log name so it is registered before the batch that
-// carries it is sent. Called with r.mu held.
-func (a *Agent) noteName(r *runState, name, logType string) {
-	if n, ok := r.names[name]; ok {
-		r.names[name] = n + 1
-		return
+// carries it is sent. It reports false for a new name beyond the run's
+// limit of distinct names, which is not sent. Called with r.mu held.
+func (a *Agent) noteName(r *runState, name, logType string) bool {
+	isNew, ok := r.names.note(name)
+	if !ok || !isNew {
+		return ok
 	}
-	r.names[name] = 1
 	if r.unreg == nil {
 		r.unreg = map[string][]string{}
 	}
 	r.unreg[logType] = append(r.unreg[logType], name)
 	r.nameGen++
+	return true
+}
+
+// tooManyNames is the bad-record error for names beyond a run's limit.
+func tooManyNames(r *runState, refused []string) error {
+	return fmt.Errorf("%w: the run already has %d distinct metric and series names (sources[].max_names_per_run); %d more not sent: %s",
+		parsers.ErrBadValue, r.names.limit, len(refused), strings.Join(refused[:min(len(refused), 5)], ", "))
 }
 
 // openBatch returns the run's partial batch of kind k, starting one if
@@ -273,6 +319,11 @@ func (a *Agent) openBatch(r *runState, k kind, now time.Time) *batch {
 	b := &batch{kind: k, run: r}
 	if k != kFiles {
 		b.body = getBody()
+		// The budget bounds memory, so it counts the buffer, not only
+		// the bytes in it: ten thousand runs with one line each hold ten
+		// thousand buffers.
+		b.charged = int64(cap(b.body))
+		a.budget.charge(b.charged)
 	}
 	r.open[k] = b
 	if !r.lingered {
@@ -286,8 +337,13 @@ func (a *Agent) openBatch(r *runState, k kind, now time.Time) *batch {
 // its chunk, and cuts the batch when it is full. Called with r.mu held.
 func (a *Agent) account(r *runState, b *batch, c *chunk, n int64, t int64) {
 	b.lines++
-	b.charged += n
-	a.budget.charge(n)
+	if b.kind == kFiles {
+		b.charged += n
+		a.budget.charge(n)
+	} else if c := int64(cap(b.body)); c > b.charged {
+		a.budget.charge(c - b.charged) // the body grew into a larger buffer
+		b.charged = c
+	}
 	b.refs.add(c)
 	if t > b.newest {
 		b.newest = t

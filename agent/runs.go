@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mlop-ai/mlop-agent/checkpoint"
 	"github.com/mlop-ai/mlop-agent/event"
+	"github.com/mlop-ai/mlop-agent/parsers"
 )
 
 // kind is the endpoint a batch goes to.
@@ -98,9 +101,11 @@ type runState struct {
 	queue    [nKinds][]*batch
 	inflight [nKinds]int
 	lingered bool // on the agent's linger list
+	// dataPaused holds batches back after a routing fault (pauseData).
+	dataPaused bool
 
 	// Log names: every name seen, and those not yet registered by log type.
-	names   map[string]int64 // log name -> points (metrics) or rows routed
+	names   nameSet // log names seen, and points (metrics) or rows routed per name
 	unreg   map[string][]string
 	nameGen uint64
 	regGen  uint64
@@ -121,7 +126,10 @@ type runState struct {
 	finishRefs refs
 	explicit   bool   // the source set the final status itself
 	finished   string // the final status sent, "" while running
-	waitParent bool   // creation waits for the fork parent to be created
+	// finishInFlight is set while the final status request is being sent,
+	// so a backfill's end or an idle timeout does not arm a second one.
+	finishInFlight bool
+	waitParent     bool // creation waits for the fork parent to be created
 
 	controlBusy bool
 
@@ -154,6 +162,13 @@ func (r *runState) dataPending() bool {
 	return false
 }
 
+// mayFinish reports whether a final status may be armed now: the run is
+// up, not finished, not refused, and no finish is armed or in flight.
+// Called with mu held.
+func (r *runState) mayFinish() bool {
+	return r.created && r.finished == "" && r.finish == "" && !r.finishInFlight && r.broken == nil
+}
+
 // busy reports whether anything of the run is buffered, queued or in
 // flight, control included. Called with mu held.
 func (r *runState) busy() bool {
@@ -174,19 +189,35 @@ func (r *runState) checkpointRun() checkpoint.Run {
 	}
 }
 
+// Tag limits of the server (mlop-api.md §2.5): a run holds at most maxTags
+// tags and at most one "group:" tag; a create or tags/update beyond them is
+// refused as a whole.
+const (
+	maxTags     = 50
+	groupPrefix = "group:"
+)
+
 // addTags adds and removes tags, keeping order and uniqueness, and reports
-// whether the set changed. Called with mu held.
-func (r *runState) addTags(add, remove []string) bool {
-	changed := false
+// whether the set changed. Additions the server would refuse — beyond
+// maxTags, or a second group: tag — are not made and are returned, so the
+// caller reports them and the rest of the run goes on. Called with mu held.
+func (r *runState) addTags(add, remove []string) (changed bool, refused []string) {
 	for _, t := range add {
-		found := false
+		found, groups := false, 0
 		for _, have := range r.tags {
 			if have == t {
 				found = true
 				break
 			}
+			if strings.HasPrefix(have, groupPrefix) {
+				groups++
+			}
 		}
-		if !found {
+		switch {
+		case found:
+		case len(r.tags) >= maxTags, strings.HasPrefix(t, groupPrefix) && groups > 0:
+			refused = append(refused, t)
+		default:
 			r.tags = append(r.tags, t)
 			changed = true
 		}
@@ -200,7 +231,13 @@ func (r *runState) addTags(add, remove []string) bool {
 			}
 		}
 	}
-	return changed
+	return changed, refused
+}
+
+// tagsRefusedError says why tags were not added.
+func tagsRefusedError(refused []string) error {
+	return fmt.Errorf("%w: %d tag(s) not added (%s): a run holds at most %d tags and one %q tag",
+		parsers.ErrBadValue, len(refused), strings.Join(refused, ", "), maxTags, groupPrefix)
 }
 
 // deepMerge merges src into dst the way the server merges config: objects

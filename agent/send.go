@@ -61,7 +61,7 @@ func (a *Agent) schedule(r *runState) []job {
 		r.controlBusy = true
 		jobs = append(jobs, job{run: r, control: true})
 	}
-	if !r.created {
+	if !r.created || r.dataPaused {
 		return jobs
 	}
 	for k := kind(0); k < nKinds; k++ {
@@ -220,6 +220,13 @@ func (a *Agent) send(r *runState, b *batch) {
 		a.unauthorized(err)
 	case ctx.Err() != nil:
 		// Stopping: leave it unacknowledged.
+	case errors.Is(err, sink.ErrRouting):
+		// The request never reached the server's service (a proxy's 404, a
+		// redirect): a configuration or rollout fault, not a verdict on
+		// the data. Keep the batch at the head of its queue and try again
+		// after a pause, however many attempts are configured.
+		r.queue[b.kind] = append([]*batch{b}, r.queue[b.kind]...)
+		a.pauseData(r)
 	case errors.Is(err, sink.ErrRejected) && b.kind == kMetrics && b.lines > 1:
 		// The ingest kept the lines before the bad one and refused the
 		// rest. Metric lines are idempotent, so halve the batch and send
@@ -244,7 +251,7 @@ func (a *Agent) send(r *runState, b *batch) {
 
 // bodies recycles batch buffers. A live batch is often one line; without
 // the pool each would allocate a fresh buffer.
-var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 4<<10); return &b }}
+var bodies = sync.Pool{New: func() any { b := make([]byte, 0, 1<<10); return &b }}
 
 func getBody() []byte { return (*bodies.Get().(*[]byte))[:0] }
 
@@ -338,6 +345,18 @@ func (a *Agent) control(r *runState) {
 
 	if needCreate {
 		run, err := a.client.CreateRun(ctx, spec)
+		if err != nil && spec.ForkRunID != 0 && errors.Is(err, sink.ErrRejected) && !errors.Is(err, sink.ErrRouting) {
+			// The server refused the fork (a fork step beyond what the
+			// parent holds, a parent it cannot see). The run and its data
+			// matter more than the link: create it unlinked, and keep the
+			// link in its config.
+			a.log.Warn("the server refused the fork link; creating the run without it (the link is kept in its config)",
+				"run", spec.RunName, "parent_run_id", spec.ForkRunID, "fork_step", spec.ForkStep, "error", err)
+			spec.Config = deepMerge(deepMerge(nil, spec.Config), map[string]any{
+				"fork": map[string]any{"parent_run_id": spec.ForkRunID, "step": spec.ForkStep, "refused": err.Error()}})
+			spec.ForkRunID, spec.ForkStep = 0, 0
+			run, err = a.client.CreateRun(ctx, spec)
+		}
 		if err != nil {
 			a.controlFailed(r, "create run", err)
 			return
@@ -426,11 +445,13 @@ func (a *Agent) control(r *runState) {
 	if r.finish != "" && !r.dataPending() && !r.tagsDirty && len(r.cfgDelta) == 0 && len(r.unreg) == 0 {
 		finish, finishAt, finishRefs = r.finish, r.finishAt, r.finishRefs
 		r.finish, r.finishRefs = "", nil
+		r.finishInFlight = true // nobody arms another finish meanwhile
 	}
 	r.mu.Unlock()
 	if finish != "" {
 		if err := a.client.UpdateStatus(ctx, runID, finish, finishAt); err != nil && !a.permanentControl(r, "update status", err) {
 			a.requeueControl(r, func() {
+				r.finishInFlight = false
 				if r.finish == "" {
 					r.finish, r.finishAt = finish, finishAt
 				}
@@ -440,6 +461,7 @@ func (a *Agent) control(r *runState) {
 		}
 		finishRefs.release()
 		r.mu.Lock()
+		r.finishInFlight = false
 		r.finished = finish
 		r.encDirty = true
 		a.runsDirty.Store(true)
@@ -559,6 +581,29 @@ func (a *Agent) retryLater(r *runState) {
 		}
 		r.mu.Lock()
 		jobs := a.schedule(r)
+		r.mu.Unlock()
+		a.jobs.push(jobs...)
+	})
+}
+
+// dataRetryPause is how long a run's data waits after a routing fault
+// outlived the configured attempts.
+const dataRetryPause = time.Second
+
+// pauseData holds a run's batches back for dataRetryPause, then schedules
+// them again. Called with r.mu held.
+func (a *Agent) pauseData(r *runState) {
+	if r.dataPaused {
+		return
+	}
+	r.dataPaused = true
+	time.AfterFunc(dataRetryPause, func() {
+		r.mu.Lock()
+		r.dataPaused = false
+		var jobs []job
+		if a.workCtx.Err() == nil {
+			jobs = a.schedule(r)
+		}
 		r.mu.Unlock()
 		a.jobs.push(jobs...)
 	})

@@ -223,6 +223,12 @@ func (s *sourceRT) parserOptions(path string) parsers.Options {
 			a.stats.skip(reason)
 			a.tel.ValueSkipped(s.cfg.Name, reason)
 		},
+		Notice: func(line int64, reason, detail string) {
+			a.stats.skip(reason)
+			a.tel.ValueSkipped(s.cfg.Name, reason)
+			s.log.Warn("input irregularity stepped over; no record lost", "file", fmt.Sprintf("%s:%d", path, line),
+				"reason", reason, "detail", detail)
+		},
 	}.WithDefaults()
 }
 
@@ -233,6 +239,7 @@ func (s *sourceRT) runLines(ctx context.Context) error {
 		Source: s.cfg.Name, Include: s.cfg.Paths, Exclude: s.cfg.Exclude, Follow: s.a.opts.Follow,
 		PollInterval: w.PollInterval, FingerprintBytes: w.FingerprintBytes, MaxLineBytes: w.MaxLineBytes,
 		MaxOpenFiles: w.MaxOpenFiles, Logger: s.log,
+		OnWatching: func() { s.a.sourceReady(1) },
 	})
 	if err != nil {
 		return err
@@ -312,7 +319,9 @@ func (s *sourceRT) StreamChunk(ctx context.Context, c *watcher.Chunk) error {
 	ss.mu.Unlock()
 	ch.refs.Store(1)
 	ss.push(ch)
+	ch.recs = c.Records
 	s.a.routeChunk(s, ss, ch, ls.evs)
+	ch.recs = nil
 	ch.refs.Add(-1)
 	clear(ls.evs) // drop references to points and strings
 	return nil
@@ -325,6 +334,13 @@ func (s *sourceRT) StreamClosed(_ context.Context, key, reason string) error {
 	if ls == nil {
 		return nil
 	}
+	for _, r := range ls.ss.runs {
+		// Nothing more comes from this file: the run's name set can go (a
+		// backfill of a million distinct names then holds one file's).
+		r.mu.Lock()
+		r.names.forget()
+		r.mu.Unlock()
+	}
 	ls.ss.mu.Lock()
 	ls.ss.linesDone = true
 	if reason != watcher.ClosedDone {
@@ -333,6 +349,17 @@ func (s *sourceRT) StreamClosed(_ context.Context, key, reason string) error {
 	}
 	ls.ss.mu.Unlock()
 	ls.ss.firstOnce.Do(func() { close(ls.ss.firstCommit) })
+	return nil
+}
+
+// FileSkipped implements watcher.Handler: a matched path that is not read
+// is said once, counted by reason, and in a backfill listed as an input
+// that could not be read (exit code 3).
+func (s *sourceRT) FileSkipped(_ context.Context, path, reason string, err error) error {
+	s.a.stats.fileSkipped(reason)
+	s.a.tel.RecordRejected(s.cfg.Name, telemetry.ReasonUnreadable)
+	s.log.Warn("file not read", "path", path, "reason", reason, "error", err)
+	s.a.noteFailure(s.cfg.Name, path, fmt.Errorf("%s: %w", reason, err))
 	return nil
 }
 
@@ -392,7 +419,7 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 	}
 	byKey := map[string]*streamState{}
 	runKeys := map[string]string{} // run external id -> stream key, over every pass
-	finished := false
+	finished, discovered := false, false
 	for {
 		paths, err := m.GlobAll()
 		if err != nil {
@@ -427,6 +454,7 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 			ss.signature = info.Signature
 			if skip {
 				ss.complete = true
+				ss.noteDoneLocked()
 			}
 			ss.mu.Unlock()
 			if skip {
@@ -444,9 +472,16 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 				defer wg.Done()
 				if parent != nil {
 					// Parents first: a fork's run is created after its
-					// parent's, and the parent's data leads.
+					// parent's, and the parent's data leads. A backfill
+					// waits for all of it — the server refuses a fork
+					// step beyond the parent's last stored step; a live
+					// follow cannot wait for a parent that never ends.
+					wait := parent.firstCommit
+					if !s.a.opts.Follow {
+						wait = parent.doneCh
+					}
 					select {
-					case <-parent.firstCommit:
+					case <-wait:
 					case <-ctx.Done():
 						return
 					}
@@ -463,6 +498,7 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 					s.a.tel.RecordRejected(s.cfg.Name, "stream_failed")
 					ss.mu.Lock()
 					ss.failed = err.Error()
+					ss.noteDoneLocked()
 					ss.mu.Unlock()
 					s.a.stats.StreamsFailed.Add(1)
 				}
@@ -471,6 +507,10 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 		if !s.a.opts.Follow || finished {
 			wg.Wait()
 			return nil
+		}
+		if !discovered {
+			discovered = true
+			s.a.sourceReady(1)
 		}
 		select {
 		case <-ctx.Done():
@@ -622,6 +662,7 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *
 					ss.mu.Lock()
 					ss.complete = true
 					ss.dirty = true
+					ss.noteDoneLocked()
 					ss.mu.Unlock()
 				}
 				return nil

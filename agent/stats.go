@@ -25,10 +25,15 @@ type Stats struct {
 	StreamsSkipped atomic.Int64
 	StreamsFailed  atomic.Int64
 
-	mu       sync.Mutex
-	bad      map[string]int64 // by reason
-	skipped  map[string]int64 // by reason
-	rejected []string         // first permanent rejections, for the summary
+	// FilesSkipped counts matched paths that were not read (a directory,
+	// a FIFO, a binary or unreadable file), by reason in skippedFiles.
+	FilesSkipped atomic.Int64
+
+	mu           sync.Mutex
+	skippedFiles map[string]int64 // by reason
+	bad          map[string]int64 // by reason
+	skipped      map[string]int64 // by reason
+	rejected     []string         // first permanent rejections, for the summary
 }
 
 const maxRejectedKept = 20
@@ -50,6 +55,16 @@ func (s *Stats) skip(reason string) {
 		s.skipped = map[string]int64{}
 	}
 	s.skipped[reason]++
+	s.mu.Unlock()
+}
+
+func (s *Stats) fileSkipped(reason string) {
+	s.FilesSkipped.Add(1)
+	s.mu.Lock()
+	if s.skippedFiles == nil {
+		s.skippedFiles = map[string]int64{}
+	}
+	s.skippedFiles[reason]++
 	s.mu.Unlock()
 }
 
@@ -97,6 +112,16 @@ func (s *Stats) Summary() string {
 		s.LinesSent[kFiles].Load(), s.RunsCreated.Load(), s.RunsResumed.Load(), s.RunsFinished.Load())
 	if n := s.StreamsSkipped.Load(); n > 0 {
 		fmt.Fprintf(&b, "; %d stream(s) already complete, skipped", n)
+	}
+	if n := s.FilesSkipped.Load(); n > 0 {
+		s.mu.Lock()
+		var parts []string
+		for k, v := range s.skippedFiles {
+			parts = append(parts, fmt.Sprintf("%s %d", k, v))
+		}
+		s.mu.Unlock()
+		sort.Strings(parts)
+		fmt.Fprintf(&b, "; %d matched file(s) NOT READ (%s)", n, strings.Join(parts, ", "))
 	}
 	if n := s.StreamsFailed.Load(); n > 0 {
 		fmt.Fprintf(&b, "; %d stream(s) FAILED", n)

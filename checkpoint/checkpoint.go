@@ -244,5 +244,41 @@ func Read(dir string) (*State, error) {
 	if st.Version != Version {
 		return nil, fmt.Errorf("%s has version %d, this agent reads version %d", path, st.Version, Version)
 	}
+	if err := st.check(); err != nil {
+		return nil, fmt.Errorf("%s is corrupt (%v); move it aside to start over, which re-sends everything it recorded", path, err)
+	}
 	return &st, nil
+}
+
+// check refuses values no agent writes: a negative offset or count, a
+// stream without a key, a run without an id. Resuming from them would
+// re-send or skip data silently.
+func (st *State) check() error {
+	seen := map[string]bool{}
+	for i, s := range st.Streams {
+		switch {
+		case s.Key == "":
+			return fmt.Errorf("streams[%d]: no key", i)
+		case seen[s.Key]:
+			return fmt.Errorf("streams[%d]: key %q appears twice", i, s.Key)
+		case s.Pos.Offset < 0 || s.Pos.Seq < 0:
+			return fmt.Errorf("streams[%d] (%s): negative position %+v", i, s.Key, s.Pos)
+		case s.Line < 0, s.Size < 0, s.FingerLen < 0, s.MarkerLen < 0:
+			return fmt.Errorf("streams[%d] (%s): negative line, size or length", i, s.Key)
+		case s.Fingerprint != "" && s.FingerLen == 0, s.Marker != "" && s.MarkerLen == 0:
+			return fmt.Errorf("streams[%d] (%s): a hash without its length", i, s.Key)
+		}
+		seen[s.Key] = true
+		for run, m := range s.Sent {
+			if m.Pos.Offset < 0 || m.Pos.Seq < 0 || m.Index < 0 {
+				return fmt.Errorf("streams[%d] (%s): sent mark of %s is negative", i, s.Key, run)
+			}
+		}
+	}
+	for i, r := range st.Runs {
+		if r.ExternalID == "" || r.RunID <= 0 {
+			return fmt.Errorf("runs[%d]: no external id or run id", i)
+		}
+	}
+	return nil
 }

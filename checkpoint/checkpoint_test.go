@@ -129,3 +129,38 @@ func TestSaveEncoded(t *testing.T) {
 		t.Errorf("empty save: %+v, %v", got, err)
 	}
 }
+
+// TestImpossibleValuesAreCorruption: values no agent writes are refused
+// like a damaged file, naming the entry, never silently resumed from.
+func TestImpossibleValuesAreCorruption(t *testing.T) {
+	good := `{"key":"s:a","source":"s","path":"/m","pos":{"offset":10},"updated_at":"2026-01-01T00:00:00Z"}`
+	tests := []struct {
+		name, streams, runs, want string
+	}{
+		{"valid", good, `{"external_id":"e","project":"p","name":"n","run_id":1}`, ""},
+		{"negative offset", `{"key":"s:a","source":"s","path":"/m","pos":{"offset":-5},"updated_at":"2026-01-01T00:00:00Z"}`, "", "negative position"},
+		{"negative seq", `{"key":"s:a","source":"s","path":"/m","pos":{"offset":0,"seq":-1},"updated_at":"2026-01-01T00:00:00Z"}`, "", "negative position"},
+		{"negative line", `{"key":"s:a","source":"s","path":"/m","pos":{"offset":1},"line":-1,"updated_at":"2026-01-01T00:00:00Z"}`, "", "negative line"},
+		{"fingerprint without length", `{"key":"s:a","source":"s","path":"/m","fingerprint":"ab","pos":{"offset":1},"updated_at":"2026-01-01T00:00:00Z"}`, "", "without its length"},
+		{"duplicate key", good + "," + good, "", "appears twice"},
+		{"no key", `{"key":"","source":"s","path":"/m","pos":{"offset":1},"updated_at":"2026-01-01T00:00:00Z"}`, "", "no key"},
+		{"negative sent mark", `{"key":"s:a","source":"s","path":"/m","pos":{"offset":1},"sent":{"r":{"pos":{"offset":-1},"index":0}},"updated_at":"2026-01-01T00:00:00Z"}`, "", "sent mark"},
+		{"run without id", good, `{"external_id":"e","project":"p","name":"n","run_id":0}`, "no external id or run id"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			doc := `{"version":1,"saved_at":"2026-01-01T00:00:00Z","streams":[` + tt.streams + `],"runs":[` + tt.runs + `]}`
+			if err := os.WriteFile(filepath.Join(dir, FileName), []byte(doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Read(dir)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("valid state refused: %v", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "is corrupt")):
+				t.Fatalf("err = %v, want corruption naming %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -190,9 +190,12 @@ type Source struct {
 	RunField  string `yaml:"run_field"`  // field/column selecting the run
 	// IdleTimeout marks a live run COMPLETED after this long without data.
 	// 0 = the agent's default; Never disables it.
-	IdleTimeout    Duration          `yaml:"idle_timeout"`
-	StepMultiplier int64             `yaml:"step_multiplier"` // Neptune fractional steps: 0 = automatic
-	Params         map[string]string `yaml:"params"`          // format-specific options
+	IdleTimeout    Duration `yaml:"idle_timeout"`
+	StepMultiplier int64    `yaml:"step_multiplier"` // Neptune fractional steps: 0 = automatic
+	// MaxNamesPerRun caps the distinct metric and series names of one run;
+	// points of further names are bad records. 0 = the agent's default.
+	MaxNamesPerRun int               `yaml:"max_names_per_run"`
+	Params         map[string]string `yaml:"params"` // format-specific options
 	CSV            CSV               `yaml:"csv"`
 	Run            Run               `yaml:"run"`
 }

@@ -111,7 +111,7 @@ sources:
 		`t.yaml:10: sources[0].idle_timeout: invalid duration "5": want Go syntax such as 30s, 500ms or 1m30s`,
 		`t.yaml:11: sources[0].step_multiplier: want an integer, got "1.5"`,
 		"t.yaml:15: sources[1].name: duplicate key (first at line 12)",
-		"t.yaml:16: sources[1].bogus: unknown key (valid keys: csv, exclude, format, idle_timeout, name, params, paths, project, run, run_field, step_field, step_multiplier, time_field)",
+		"t.yaml:16: sources[1].bogus: unknown key (valid keys: csv, exclude, format, idle_timeout, max_names_per_run, name, params, paths, project, run, run_field, step_field, step_multiplier, time_field)",
 	}
 	got := strings.Split(strings.TrimSpace(joinStrings(fes)), "\n")
 	if !slices.Equal(got, want) {

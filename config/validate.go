@@ -169,9 +169,14 @@ func (v *validator) server() {
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return invalidf("invalid URL: %v", err)
+		// url.Parse quotes the whole URL, credentials included.
+		msg := strings.ReplaceAll(err.Error(), raw, redactUserinfo(raw))
+		return invalidf("invalid URL: %s", msg)
 	}
 	shown := u.Redacted()
+	if u.User != nil {
+		shown = redactUserinfo(raw) // Redacted keeps the user name
+	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
 		return invalidf("%q: scheme must be http or https", shown)
@@ -188,6 +193,23 @@ func checkURL(raw string) error {
 		}
 	}
 	return nil
+}
+
+// redactUserinfo hides "user:password@" in a URL that may not parse.
+func redactUserinfo(raw string) string {
+	i := strings.Index(raw, "://")
+	if i < 0 {
+		return raw
+	}
+	rest := raw[i+3:]
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	if at := strings.LastIndex(rest[:end], "@"); at >= 0 {
+		return raw[:i+3] + "[REDACTED]" + rest[at:]
+	}
+	return raw
 }
 
 func checkListen(addr string) error {
@@ -246,6 +268,7 @@ func (v *validator) source(i int, names map[string]int) {
 		v.fail(p("idle_timeout"), d, invalidf("must be 0 (the agent's default), a positive duration, or never; got %s", d))
 	}
 	v.atLeast(p("step_multiplier"), s.StepMultiplier, 0)
+	v.atLeast(p("max_names_per_run"), int64(s.MaxNamesPerRun), 0)
 	for k := range s.Params {
 		if strings.TrimSpace(k) == "" {
 			v.fail(p("params"), k, invalidf("empty parameter name"))
@@ -270,10 +293,19 @@ func (v *validator) source(i int, names map[string]int) {
 			v.fail(p(key), text, invalidf("invalid template %q: %v (fields: .Source .Path .Dir .Stem .Run)", text, err))
 		}
 	}
+	groups := 0
 	for j, tag := range s.Run.Tags {
 		if strings.TrimSpace(tag) == "" {
 			v.fail(fmt.Sprintf("sources[%d].run.tags[%d]", i, j), tag, invalidf("empty tag"))
 		}
+		if strings.HasPrefix(tag, "group:") {
+			if groups++; groups == 2 {
+				v.fail(fmt.Sprintf("sources[%d].run.tags[%d]", i, j), tag, invalidf("a second group: tag: the server allows one per run"))
+			}
+		}
+	}
+	if len(s.Run.Tags) > maxRunTags {
+		v.fail(fmt.Sprintf("sources[%d].run.tags", i), "", invalidf("%d tags: the server allows at most %d per run", len(s.Run.Tags), maxRunTags))
 	}
 	for j, g := range s.Run.ConfigFiles {
 		if err := checkGlob(g); err != nil {
@@ -281,6 +313,9 @@ func (v *validator) source(i int, names map[string]int) {
 		}
 	}
 }
+
+// maxRunTags is the server's limit of tags per run (mlop-api.md §2.5).
+const maxRunTags = 50
 
 // csvChar checks a CSV delimiter or comment: empty, or one character that
 // encoding/csv accepts.

@@ -27,7 +27,8 @@ func TestValidationRules(t *testing.T) {
 		{"url relative", "server: {url_app: \"pluto.example\"}\n" + minimalSource, nil, "server.url_app", 1, "scheme must be http or https"},
 		{"url no host", "server: {url_ingest: \"http://\"}\n" + minimalSource, nil, "server.url_ingest", 1, "no host"},
 		{"url query", "server: {url_py: \"https://x/?a=1\"}\n" + minimalSource, nil, "server.url_py", 1, "must not have a query or fragment"},
-		{"url credentials", "server: {url_api: \"https://u:hunter2@x\"}\n" + minimalSource, nil, "server.url_api", 1, `"https://u:xxxxx@x": must not contain credentials`},
+		{"url credentials", "server: {url_api: \"https://u:hunter2@x\"}\n" + minimalSource, nil, "server.url_api", 1, `"https://[REDACTED]@x": must not contain credentials`},
+		{"url credentials unparsable", "server: {url_api: \"https://u:hunter2@x:port/\"}\n" + minimalSource, nil, "server.url_api", 1, `https://[REDACTED]@x:port`},
 		{"url port", "server: {url_api: \"http://x:99999\"}\n" + minimalSource, nil, "server.url_api", 1, "port must be 1-65535"},
 		{"url unparsable", "server: {url_api: \"http://[::1\"}\n" + minimalSource, nil, "server.url_api", 1, "invalid URL"},
 		{"url from env", minimalSource, map[string]string{"PLUTO_URL_INGEST": "ingest.example"}, "server.url_ingest", 0, "(set by environment variable PLUTO_URL_INGEST)"},
@@ -86,6 +87,8 @@ func TestValidationRules(t *testing.T) {
 		{"run name field", withSource("run: {name: \"{{.Stme}}\"}"), nil, "sources[0].run.name", 2, "can't evaluate field Stme"},
 		{"run id", withSource("run: {id: \"{{nofunc .Run}}\"}"), nil, "sources[0].run.id", 2, `function "nofunc" not defined`},
 		{"run tag", withSource("run: {tags: [ok, \" \"]}"), nil, "sources[0].run.tags[1]", 2, "empty tag"},
+		{"run two group tags", withSource("run: {tags: [\"group:a\", b, \"group:c\"]}"), nil, "sources[0].run.tags[2]", 2, "a second group: tag"},
+		{"run 51 tags", withSource("run: {tags: [" + strings.Repeat("t,", 50) + "last]}"), nil, "sources[0].run.tags", 2, "51 tags: the server allows at most 50"},
 		{"run config files", withSource("run: {config_files: [\"a[\"]}"), nil, "sources[0].run.config_files[0]", 2, "malformed segment"},
 	}
 	for _, tc := range tests {

@@ -201,6 +201,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opts.DryRun = *dryRun
 	opts.Parallel = *parallel
 	opts.Shard = sh
+	opts.ReportNames = true
 	if !*noProgress {
 		opts.Progress = stderr
 		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

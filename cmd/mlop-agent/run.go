@@ -250,6 +250,9 @@ func runAgent(ctx context.Context, f agentFlags, follow bool, stdout, stderr io.
 		opts.DryRun = f.dryRun
 		opts.Telemetry = tel
 		opts.OnStateLoaded = ready.StateLoaded
+		if follow {
+			opts.OnReady = func() { log.Info("ready: watching every source", "sources", len(cfg.Sources)) }
+		}
 		a, err := agent.New(opts, client)
 		if err != nil {
 			closeClient()
