@@ -298,6 +298,7 @@ func TestCrashRun(t *testing.T) {
 	}
 	written := app.finish()
 	p := startAgent(t, "run", "-c", cfg)
+	p.waitReady(t)
 	want := 0
 	for _, n := range written {
 		want += n * w.metricsPerLine
@@ -488,6 +489,9 @@ func TestRotation(t *testing.T) {
 			}
 			cfg := writeConfig(t, dir, srv, fmt.Sprintf("sources:\n  - name: r\n    format: jsonl\n    paths: [\"%s/%s\"]\n    run:\n      name: rot\n", data, tc.glob))
 			p := startAgent(t, "run", "-c", cfg)
+			// The first lines must be seen before the rotation moves them
+			// out of the glob: wait until the agent watches.
+			p.waitReady(t)
 			caughtUp := func(upto int) func() {
 				return func() {
 					eventually(t, 20*time.Second, "the agent to catch up", func() bool { return metricCount(srv, "rot", "v") >= upto })

@@ -32,6 +32,14 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	agentBin = filepath.Join(dir, "mlop-agent")
+	if bin := os.Getenv("MLOP_AGENT_BIN"); bin != "" {
+		// Test another build (a release binary, or an older commit to
+		// show that a new test fails there).
+		agentBin, agentBinPlain = bin, bin
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
 	args := []string{"build", "-o", agentBin}
 	if raceEnabled {
 		args = append(args, "-race")
@@ -98,6 +106,7 @@ type agentProc struct {
 	cmd    *exec.Cmd
 	stderr *syncBuffer
 	done   chan error
+	exited chan struct{} // closed when the process has exited
 }
 
 // syncBuffer is a bytes.Buffer safe to read while the process writes.
@@ -125,13 +134,23 @@ func startAgent(t *testing.T, args ...string) *agentProc {
 
 func startBinary(t *testing.T, bin string, args ...string) *agentProc {
 	t.Helper()
-	p := &agentProc{cmd: exec.Command(bin, args...), stderr: &syncBuffer{}, done: make(chan error, 1)}
+	return startCmd(t, exec.Command(bin, args...))
+}
+
+// startCmd starts a prepared command (its own credentials, environment).
+func startCmd(t *testing.T, cmd *exec.Cmd) *agentProc {
+	t.Helper()
+	p := &agentProc{cmd: cmd, stderr: &syncBuffer{}, done: make(chan error, 1), exited: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	p.cmd.Stdout = p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
+	go func() {
+		err := p.cmd.Wait()
+		close(p.exited)
+		p.done <- err
+	}()
 	t.Cleanup(func() {
 		if p.cmd.ProcessState == nil {
 			p.cmd.Process.Kill()
@@ -139,6 +158,27 @@ func startBinary(t *testing.T, bin string, args ...string) *agentProc {
 		}
 	})
 	return p
+}
+
+// readyLine is what a following agent logs once every source is watched:
+// from then on no write is missed.
+const readyLine = "ready: watching every source"
+
+// waitReady waits until the agent says it is ready (never a sleep).
+func (p *agentProc) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.stderr.String(), readyLine) {
+		select {
+		case <-p.exited:
+			t.Fatalf("agent exited before it was ready:\n%s", p.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent not ready after 60s:\n%s", p.stderr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // wait returns the exit code, failing the test after the timeout.
@@ -221,6 +261,7 @@ func TestRunFollowsFilesEndToEnd(t *testing.T) {
 	b := filepath.Join(data, "b.jsonl")
 	appendFile(t, a, `{"step": 1, "time": 1700000001, "loss": 1.5}`+"\n")
 	p := startAgent(t, "run", "-c", cfg)
+	p.waitReady(t)
 
 	// Uneven chunks, a line split across two writes, NaN, a third file
 	// created after start.
@@ -394,7 +435,7 @@ func TestShutdown(t *testing.T) {
 		srv.Down(mlopfake.AllServices...)
 		appendFile(t, path, fmt.Sprintf(`{"step": %d, "x": 1}`+"\n", map[bool]int{false: 1, true: 2}[second]))
 		p := startAgent(t, "run", "-c", cfg)
-		time.Sleep(500 * time.Millisecond)
+		p.waitReady(t)
 		start := time.Now()
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		if second {

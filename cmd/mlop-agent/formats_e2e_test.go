@@ -164,9 +164,8 @@ func TestCSVKilledMidFile(t *testing.T) {
 	}
 	<-done
 	p := startAgent(t, "run", "-c", cfg)
+	p.waitReady(t)
 	eventually(t, 60*time.Second, "every row", func() bool { return metricCount(srv, "version_0", "loss") == rows })
-	// Signals are handled once the agent is up.
-	eventually(t, 10*time.Second, "the agent started", func() bool { return strings.Contains(p.stderr.String(), "mlop-agent starting") })
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	if code := p.wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit %d\n%s", code, p.stderr)
@@ -205,6 +204,7 @@ func TestRunLifecycle(t *testing.T) {
 	appendFile(t, path, `{"step": 1, "loss": 1}`+"\n"+`{"_status": "running"}`+"\n")
 	cfg := writeConfig(t, dir, srv, fmt.Sprintf("sources:\n  - name: s\n    format: jsonl\n    paths: [\"%s\"]\n    idle_timeout: 2s\n    run:\n      config_files: [hparams.yaml]\n", path))
 	p := startAgent(t, "run", "-c", cfg)
+	p.waitReady(t)
 	eventually(t, 15*time.Second, "completed after idle", func() bool {
 		r, ok := runByName(srv, "job")
 		return ok && r.Status == "COMPLETED"

@@ -22,9 +22,10 @@ type agentConfig struct {
 
 // sourceConfig is one entry of sources:.
 type sourceConfig struct {
-	Name   string
-	Format string
-	Paths  []string // absolute globs
+	Name     string
+	Format   string
+	Paths    []string // absolute globs
+	RunField string   // "" = one run per file
 }
 
 // yamlString quotes s as a YAML double-quoted scalar. Go's escapes (\", \\,
@@ -52,6 +53,9 @@ func (c agentConfig) render() []byte {
 		b.WriteString("    paths:\n")
 		for _, p := range s.Paths {
 			fmt.Fprintf(&b, "      - %s\n", yamlString(p))
+		}
+		if s.RunField != "" {
+			fmt.Fprintf(&b, "    run_field: %s\n", yamlString(s.RunField))
 		}
 	}
 	return []byte(b.String())

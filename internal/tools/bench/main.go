@@ -21,6 +21,8 @@
 //	backfill  1 M lines x 10 metrics: points/s, peak RSS; count and strict receivers
 //	scaling   100 K, 1 M, 10 M lines (count): points/s and peak RSS for each
 //	manyruns  1,000 files x 1,000 lines backfilled: wall time
+//	cardinality  1 M distinct metric names (1,000 runs x 1,000 names), and
+//	          20,000 runs in one file by run_field: peak RSS
 //	neptune   `import neptune` of 1 M points from a neptune-client queue and
 //	          from a neptune-scale DB (n/a when the binary has no import command)
 //	live      100 files appended at 1,000 lines/s, `run` mode: latency, CPU
@@ -64,7 +66,7 @@ type options struct {
 }
 
 // scenarioNames lists the scenarios in the order they run.
-var scenarioNames = []string{"backfill", "scaling", "manyruns", "neptune", "live", "idle"}
+var scenarioNames = []string{"backfill", "scaling", "manyruns", "cardinality", "neptune", "live", "idle"}
 
 // errFunctional marks a run where the agent misbehaved (not a slow one).
 var errFunctional = errors.New("functional failure")
@@ -79,7 +81,7 @@ exits non-zero, or a receiver that counted a different number of points).
 
 Usage: go run ./internal/tools/bench [flags]
 
-Scenarios: ` + "backfill, scaling, manyruns, neptune, live, idle" + `
+Scenarios: ` + "backfill, scaling, manyruns, cardinality, neptune, live, idle" + `
 
 Example:
   go run ./internal/tools/bench -quick
@@ -264,6 +266,8 @@ func (b *bench) scenario(ctx context.Context, name string) error {
 		return b.scenarioScaling(ctx)
 	case "manyruns":
 		return b.scenarioManyRuns(ctx)
+	case "cardinality":
+		return b.scenarioCardinality(ctx)
 	case "neptune":
 		return b.scenarioNeptune(ctx)
 	case "live":
