@@ -7,13 +7,14 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 RACE    ?= $(shell scripts/race-flag.sh)
 FUZZTIME ?= 60s
 
-.PHONY: help build test vet fmt demo chaos fuzz bench bench-quick bench-micro release clean tidy
+.PHONY: help build test vet fmt demo chaos fuzz bench bench-quick bench-micro release clean tidy mutate
 
 help:
 	@echo "make build    static binary bin/mlop-agent (CGO_ENABLED=0)"
 	@echo "make test     go vet + go test $(RACE) ./... (what CI runs; under 10 minutes on 2 cores)"
 	@echo "make demo     build, start the mlop stand-in on loopback, backfill testdata/demo, print what arrived"
 	@echo "make chaos    long crash/outage/rotation runs (minutes)"
+	@echo "make mutate   break each delivery rule in turn (compiler overlay) and check a unit test fails"
 	@echo "make fuzz     run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
 	@echo "make bench    end-to-end benchmark of the built binary against loopback receivers; prints a table (under 10 minutes)"
 	@echo "make bench-quick  the same, reduced (about 30 s)"
@@ -38,6 +39,9 @@ chaos:
 
 fuzz:
 	scripts/fuzz.sh $(FUZZTIME)
+
+mutate:
+	scripts/mutate.sh
 
 bench: build
 	$(GO) run ./internal/tools/bench -agent bin/mlop-agent $(BENCHFLAGS)

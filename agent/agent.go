@@ -1,8 +1,22 @@
-// Package agent wires configuration, sources, parsers, the mlop client and
-// the checkpoint store into a running agent. It owns the goroutine tree,
-// batching, acknowledgement tracking, checkpoint commits and the shutdown
-// order: sources stop first, then buffered data drains to the server, then
-// the final checkpoint is written.
+// Package agent wires configuration, sources, parsers, a sink and the
+// checkpoint into a running agent, and schedules each run's work. It owns
+// the goroutine tree and the shutdown order: sources stop first, then
+// buffered data drains to the tracker, then the final checkpoint is
+// written.
+//
+// The data path, top to bottom: a source (lines.go: the watcher's line
+// files; streams.go: stream formats) reads a chunk and pushes it into the
+// delivery ledger (agent/ledger); the parser turns its records into events;
+// route.go hands each event to its run (run.go), whose rows go into sink
+// batches; the sender (sender.go) sends batches and control operations
+// through the sink.Sink and releases the chunk references on
+// acknowledgement; the ledger commits contiguously; the saver (saver.go)
+// writes what is committed to the checkpoint and tells the ledger it is
+// durable, which is the barrier non-idempotent sends wait for.
+//
+// The agent never encodes a tracker's wire format (the sink does) and
+// never decides what is committed (the ledger does). Lock order and owners
+// are in docs/design.md §1.
 package agent
 
 import (
@@ -11,22 +25,21 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/mlop-ai/mlop-agent/agent/ledger"
 	"github.com/mlop-ai/mlop-agent/checkpoint"
 	"github.com/mlop-ai/mlop-agent/event"
-	"github.com/mlop-ai/mlop-agent/internal/telemetry"
 	"github.com/mlop-ai/mlop-agent/sink"
 )
 
-// ErrRejected is returned by Run after a backfill in which the server
+// ErrRejected is returned by Run after a backfill in which the tracker
 // permanently rejected data; Stats says what.
 var ErrRejected = errors.New("the server rejected some data")
 
-// ErrFailed is returned after a backfill in which some streams could not be
-// read (a corrupt database, a missing part file); the others were
-// delivered, and the report says which.
+// ErrFailed is returned after a backfill in which some inputs could not be
+// read (a corrupt database, a missing part file, an unreadable file); the
+// others were delivered, and the report says which.
 var ErrFailed = errors.New("some inputs could not be read")
 
 // ErrIncomplete is returned when a stop left data unsent (the drain timed
@@ -38,78 +51,30 @@ var ErrIncomplete = errors.New("stopped before all data was delivered")
 type Agent struct {
 	opts   Options
 	log    *slog.Logger
-	tel    *telemetry.Telemetry // nil-safe
-	client Client
-	store  *checkpoint.Store
 	now    func() time.Time
-	stats  Stats
-	dlq    *deadLetter
+	sink   sink.Sink
+	limits sink.Limits
+	store  *checkpoint.Store // nil in a dry run
 
-	// workCtx governs requests to the server. It outlives Run's context so
-	// buffered data can drain after a stop, and ends on Abort or when the
-	// drain is over.
-	workCtx    context.Context
+	ledger  *ledger.Ledger
+	runs    *runTable
+	streams streamTable
+	snd     *sender
+	saver   *saver
+	rep     *reporter
+	life    *lifecycle
+	srcs    []*sourceRT // set by New, never changed
+
+	// cancelWork ends the requests' context (Abort, or the drain is over).
 	cancelWork context.CancelFunc
-
-	jobs   *jobQueue
-	linger *lingerList
-	budget *budget
-
-	mu        sync.Mutex
-	runs      map[string]*runState // by project + "\x00" + external id
-	knownRuns map[string]checkpoint.Run
-	streams   map[string]*streamState
-	loaded    map[string]checkpoint.Stream // checkpointed streams not claimed yet
-	waitSave  map[*runState]bool           // runs waiting for a checkpoint save
-
-	saveGen     atomic.Uint64 // generation of the last durable save
-	saveStarted atomic.Uint64 // generation of the last save begun
-	saveLock    sync.Mutex    // serialises saves
-	lastSave    atomic.Int64  // unix ms of the last durable save
-	forkWaiters map[string][]*runState
-	srcs        []*sourceRT // set by New, never changed
-	runsDirty   atomic.Bool // a run's persisted view changed
-	forceSave   atomic.Bool // write even if nothing changed (after a failed save)
-	loadedEnc   []loadedEntry
-	scratch     saveScratch // saveNow's reused lists, under saveLock
-	saveReq     chan struct{}
-	saveMu      sync.Mutex
-	saveCond    *sync.Cond
-	fatalOnce   sync.Once
-	fatal       error
-	fatalCh     chan struct{}
-	aborted     atomic.Bool
-
-	failures   failures
+	cancelMu   sync.Mutex
 	started    time.Time
 	drainedAll bool // set by Run: everything read was delivered
-
-	nReady    atomic.Int64 // sources reading (sourceReady)
-	readyOnce sync.Once
-
-	finishing  atomic.Bool
-	finishCh   chan struct{}
-	finishOnce sync.Once
 }
 
-// Finish makes a following agent read every file to its end, deliver
-// everything, finish the runs and return nil from Run, as a backfill
-// would (a sidecar whose training job is done). Safe from any goroutine.
-func (a *Agent) Finish() {
-	a.finishOnce.Do(func() {
-		a.finishing.Store(true)
-		close(a.finishCh)
-		for _, s := range a.srcs {
-			if t := s.tailer.Load(); t != nil {
-				t.Finish()
-			}
-		}
-	})
-}
-
-// New prepares an agent: it validates options and opens (and locks) the
-// state directory. Nothing runs until Run.
-func New(opts Options, client Client) (*Agent, error) {
+// New prepares an agent: it validates options, opens (and locks) the state
+// directory and reads the checkpoint. Nothing runs until Run.
+func New(opts Options, s sink.Sink) (*Agent, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
@@ -120,82 +85,71 @@ func New(opts Options, client Client) (*Agent, error) {
 			return nil, err
 		}
 	}
+	fail := func(err error) (*Agent, error) {
+		store.Close()
+		return nil, err
+	}
+	st, err := checkpoint.Read(opts.StateDir)
+	if err != nil {
+		return fail(err)
+	}
 	deadPath := opts.DeadLetterPath
 	if opts.DryRun {
 		deadPath = ""
 	}
-	dlq, err := openDeadLetter(deadPath)
+	dlq, err := openDeadLetter(deadPath, opts.Telemetry)
 	if err != nil {
-		store.Close()
-		return nil, err
+		return fail(err)
 	}
 	a := &Agent{
-		opts:        opts,
-		tel:         opts.Telemetry,
-		log:         opts.Logger,
-		client:      client,
-		store:       store,
-		now:         opts.Now,
-		dlq:         dlq,
-		jobs:        newJobQueue(),
-		linger:      newLingerList(),
-		budget:      newBudget(opts.BufferBytes),
-		runs:        map[string]*runState{},
-		knownRuns:   map[string]checkpoint.Run{},
-		streams:     map[string]*streamState{},
-		loaded:      map[string]checkpoint.Stream{},
-		waitSave:    map[*runState]bool{},
-		forkWaiters: map[string][]*runState{},
-		saveReq:     make(chan struct{}, 1),
-		fatalCh:     make(chan struct{}),
-		finishCh:    make(chan struct{}),
+		opts: opts, log: opts.Logger, now: opts.Now, sink: s, limits: s.Limits(), store: store,
+		ledger: ledger.New(st.Streams, opts.Now),
+		runs:   newRunTable(st.Runs),
+		rep:    &reporter{log: opts.Logger, tel: opts.Telemetry, stats: &Stats{}, dlq: dlq},
 	}
-	a.saveCond = sync.NewCond(&a.saveMu)
-	var err2 error
-	if a.srcs, err2 = a.buildSources(); err2 != nil {
-		if store != nil {
-			store.Close()
-		}
+	a.saver = newSaver(a.ledger, a.runs, store, st, opts.Telemetry, opts.Logger, opts.Now)
+	a.snd = &sender{sink: s, ledger: a.ledger, runs: a.runs, rep: a.rep, log: opts.Logger, now: opts.Now,
+		limits:      sink.BatchLimits{MaxRows: opts.Batch.MaxLines, MaxBytes: opts.Batch.MaxBytes},
+		maxInFlight: opts.MaxInFlight, requestSave: a.saver.request,
+		jobs: newJobQueue(), linger: newLingerList(), budget: newBudget(opts.BufferBytes)}
+	if a.srcs, err = a.buildSources(); err != nil {
 		dlq.close()
-		return nil, err2
+		return fail(err)
 	}
+	a.life = newLifecycle(len(a.srcs), opts.OnReady)
+	a.snd.fatal = a.life.fail
+	a.snd.stopping = func() bool { return a.life.failed() != nil }
 	return a, nil
 }
 
 // Stats returns the agent's counters.
-func (a *Agent) Stats() *Stats { return &a.stats }
+func (a *Agent) Stats() *Stats { return a.rep.stats }
+
+// Finish makes a following agent read every file to its end, deliver
+// everything, finish the runs and return nil from Run, as a backfill
+// would (a sidecar whose training job is done). Safe from any goroutine.
+func (a *Agent) Finish() {
+	a.life.finishOnce.Do(func() {
+		a.life.finishing.Store(true)
+		close(a.life.finishCh)
+		for _, s := range a.srcs {
+			if t := s.tailer.Load(); t != nil {
+				t.Finish()
+			}
+		}
+	})
+}
 
 // Abort makes a running drain give up at once (a second signal). Data not
 // yet acknowledged stays uncommitted and is sent by the next run.
 func (a *Agent) Abort() {
-	a.aborted.Store(true)
+	a.life.aborted.Store(true)
+	a.cancelMu.Lock()
+	defer a.cancelMu.Unlock()
 	if a.cancelWork != nil {
 		a.cancelWork()
 	}
 }
-
-// sourceReady counts n sources as reading; once all are, OnReady runs.
-func (a *Agent) sourceReady(n int) {
-	if a.nReady.Add(int64(n)) >= int64(len(a.srcs)) && a.opts.OnReady != nil {
-		a.readyOnce.Do(a.opts.OnReady)
-	}
-}
-
-// fail stops the agent for good (a refused API key).
-func (a *Agent) fail(err error) {
-	a.fatalOnce.Do(func() {
-		a.fatal = err
-		close(a.fatalCh)
-	})
-}
-
-// loadedEntry is the encoding of a checkpointed stream not claimed yet.
-type loadedEntry struct {
-	key string
-	enc []byte
-}
-
-func runKey(project, externalID string) string { return project + "\x00" + externalID }
 
 // Run runs the agent. In follow mode it reads until ctx ends, then drains
 // for at most the shutdown timeout; otherwise it reads every source to its
@@ -205,15 +159,12 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if a.store != nil {
 		defer a.store.Close()
 	}
-	defer a.dlq.close()
-	if err := a.loadState(); err != nil {
-		return err
-	}
+	defer a.rep.dlq.close()
 	if a.opts.OnStateLoaded != nil {
 		a.opts.OnStateLoaded()
 	}
 	if !a.opts.Follow || len(a.srcs) == 0 {
-		a.sourceReady(len(a.srcs))
+		a.life.sourceReady(len(a.srcs))
 	}
 	a.started = time.Now().UTC()
 	if a.opts.Progress != nil {
@@ -222,15 +173,18 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		go func() { defer close(progressDone); a.progressLoop(stopProgress) }()
 		defer func() { close(stopProgress); <-progressDone }()
 	}
-	a.tel.BufferLimit(a.opts.BufferBytes)
-	a.tel.SetLagFunc(a.lags)
-	defer a.tel.SetLagFunc(nil)
-	srcs := a.srcs
+	a.rep.tel.BufferLimit(a.opts.BufferBytes)
+	a.rep.tel.SetLagFunc(a.lags)
+	defer a.rep.tel.SetLagFunc(nil)
 
-	a.workCtx, a.cancelWork = context.WithCancel(context.WithoutCancel(ctx))
-	defer a.cancelWork()
-	if a.aborted.Load() {
-		a.cancelWork()
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+	a.snd.ctx = workCtx
+	a.cancelMu.Lock()
+	a.cancelWork = cancelWork
+	a.cancelMu.Unlock()
+	if a.life.aborted.Load() {
+		cancelWork()
 	}
 
 	var workers sync.WaitGroup
@@ -238,50 +192,50 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
-			a.worker()
+			a.snd.worker()
 		}()
 	}
-	bgCtx, stopBg := context.WithCancel(a.workCtx)
+	bgCtx, stopBg := context.WithCancel(workCtx)
 	var bg sync.WaitGroup
 	bg.Add(4)
 	go func() { defer bg.Done(); a.login(bgCtx) }()
-	go func() { defer bg.Done(); a.lingerLoop(bgCtx) }()
-	go func() { defer bg.Done(); a.checkpointLoop(bgCtx) }()
+	go func() { defer bg.Done(); a.snd.lingerLoop(bgCtx, a.opts.Batch.Linger) }()
+	go func() { defer bg.Done(); a.saver.loop(bgCtx, a.opts.CheckpointInterval) }()
 	go func() { defer bg.Done(); a.lifecycleLoop(bgCtx) }()
 
 	// Sources read under readCtx: it ends with ctx (a stop) or a fatal error.
 	readCtx, stopRead := context.WithCancel(ctx)
 	go func() {
 		select {
-		case <-a.fatalCh:
+		case <-a.life.fatalCh:
 			stopRead()
 		case <-readCtx.Done():
 		}
 	}()
-	readErr := a.runSources(readCtx, srcs)
+	readErr := a.runSources(readCtx)
 	stopRead()
 
-	// Drain: cut every partial batch and wait for the server to take
+	// Drain: cut every partial batch and wait for the tracker to take
 	// everything, or for the timeout in follow mode. A finishing sidecar
 	// waits as long as it takes, unless it is told to stop.
-	finishing := a.finishing.Load()
-	drainCtx := a.workCtx
+	finishing := a.life.finishing.Load()
+	drainCtx := workCtx
 	if finishing {
 		go func() {
 			select {
 			case <-ctx.Done():
-			case <-a.workCtx.Done():
+			case <-workCtx.Done():
 				return
 			}
 			select {
 			case <-time.After(a.opts.ShutdownTimeout):
-				a.cancelWork()
-			case <-a.workCtx.Done():
+				cancelWork()
+			case <-workCtx.Done():
 			}
 		}()
 	} else if a.opts.Follow {
 		var cancel context.CancelFunc
-		drainCtx, cancel = context.WithTimeout(a.workCtx, a.opts.ShutdownTimeout)
+		drainCtx, cancel = context.WithTimeout(workCtx, a.opts.ShutdownTimeout)
 		defer cancel()
 		if readErr == nil || errors.Is(readErr, context.Canceled) {
 			a.log.Info("stopping: delivering buffered data", "timeout", a.opts.ShutdownTimeout)
@@ -290,19 +244,19 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	drained := a.drain(drainCtx, (!a.opts.Follow || finishing) && readErr == nil)
 	a.drainedAll = drained
 
-	a.cancelWork()
-	a.jobs.close()
+	cancelWork()
+	a.snd.jobs.close()
 	workers.Wait()
 	stopBg()
 	bg.Wait()
-	if serr := a.saveNow(); serr != nil {
+	if serr := a.saver.save(); serr != nil {
 		a.log.Error("final checkpoint not written", "error", serr)
 		if err == nil {
 			err = serr
 		}
 	}
-	if a.fatal != nil {
-		return a.fatal
+	if fatal := a.life.failed(); fatal != nil {
+		return fatal
 	}
 	if readErr != nil && !errors.Is(readErr, context.Canceled) {
 		return readErr
@@ -310,19 +264,46 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if !drained {
 		return ErrIncomplete
 	}
-	if (!a.opts.Follow || finishing) && a.stats.LinesRejected.Load() > 0 {
+	if (!a.opts.Follow || finishing) && a.rep.stats.LinesRejected.Load() > 0 {
 		return ErrRejected
 	}
-	a.failures.mu.Lock()
-	nFailures := len(a.failures.list)
-	a.failures.mu.Unlock()
-	if !a.opts.Follow && (a.stats.StreamsFailed.Load() > 0 || nFailures > 0) {
+	if !a.opts.Follow && (a.rep.stats.StreamsFailed.Load() > 0 || len(a.rep.fails.snapshot()) > 0) {
 		return ErrFailed
 	}
 	if !a.opts.Follow && errors.Is(readErr, context.Canceled) {
 		return ErrIncomplete
 	}
 	return err
+}
+
+// runSources runs every source until ctx ends (follow) or they are read to
+// the end (backfill). One source's error stops the others.
+func (a *Agent) runSources(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(a.srcs))
+	for _, s := range a.srcs {
+		go func() {
+			var err error
+			if s.factory != nil {
+				err = s.runLines(ctx)
+			} else {
+				err = s.runStreams(ctx)
+			}
+			if err != nil && !errors.Is(err, context.Canceled) {
+				err = fmt.Errorf("source %q: %w", s.cfg.Name, err)
+				cancel()
+			}
+			errs <- err
+		}()
+	}
+	var first error
+	for range a.srcs {
+		if err := <-errs; err != nil && (first == nil || errors.Is(first, context.Canceled)) {
+			first = err
+		}
+	}
+	return first
 }
 
 // drain waits until every run has delivered everything; with finish set
@@ -334,7 +315,7 @@ func (a *Agent) drain(ctx context.Context, finish bool) bool {
 		return false
 	}
 	if finish {
-		a.finishTouched()
+		a.finishRuns()
 		if !a.waitIdle(ctx) {
 			return false
 		}
@@ -354,7 +335,7 @@ func (a *Agent) waitIdle(ctx context.Context) bool {
 		select {
 		case <-ctx.Done():
 			return false
-		case <-a.fatalCh:
+		case <-a.life.fatalCh:
 			return false
 		case <-t.C:
 		}
@@ -362,18 +343,16 @@ func (a *Agent) waitIdle(ctx context.Context) bool {
 }
 
 func (a *Agent) idle() bool {
-	runs, streams := a.runList(), a.streamList()
-	for _, r := range runs {
+	for _, r := range a.runs.list(nil) {
 		r.mu.Lock()
-		busy := r.broken == nil && r.busy()
+		busy := r.srv.broken == nil && r.busy()
 		r.mu.Unlock()
 		if busy {
 			return false
 		}
 	}
-	for _, s := range streams {
-		s.advance()
-		if !s.idle() {
+	for _, s := range a.ledger.Streams() {
+		if !s.Idle() {
 			return false
 		}
 	}
@@ -382,115 +361,73 @@ func (a *Agent) idle() bool {
 
 // flushAll cuts every partial batch.
 func (a *Agent) flushAll() {
-	runs := a.runList()
-	for _, r := range runs {
+	for _, r := range a.runs.list(nil) {
 		r.mu.Lock()
-		for k := kind(0); k < nKinds; k++ {
-			a.cut(r, k)
-		}
-		jobs := a.schedule(r)
+		jobs := a.snd.flushRun(r)
 		r.mu.Unlock()
-		a.jobs.push(jobs...)
+		a.snd.jobs.push(jobs...)
 	}
 }
 
-// finishTouched asks every run that received data in this process to
-// finish, at the end of a backfill.
-func (a *Agent) finishTouched() {
-	runs := a.runList()
-	for _, r := range runs {
+// finishRuns finishes, at the end of a backfill, every run that received
+// data in this process, and the runs of the streams read that got no new
+// data but are still running on the tracker as far as the agent knows (a
+// run command shipped everything, then a backfill closes the runs).
+func (a *Agent) finishRuns() {
+	for _, r := range a.runs.list(nil) {
 		r.mu.Lock()
-		if r.touched && r.finished == "" && r.finish == "" && !r.finishInFlight && r.broken == nil {
-			r.finish, r.finishAt = event.StatusCompleted, r.lastTime
+		if r.live.touched && r.ctl.finished == "" && r.ctl.finish == "" && !r.ctl.finishInFlight && r.srv.broken == nil {
+			r.ctl.finish, r.ctl.finishAt = event.StatusCompleted, r.live.lastTime
 		}
-		jobs := a.schedule(r)
+		jobs := a.snd.schedule(r)
 		r.mu.Unlock()
-		a.jobs.push(jobs...)
+		a.snd.jobs.push(jobs...)
 	}
-	a.finishUntouched()
-}
-
-// finishUntouched finishes the runs of the streams read in this backfill
-// that got no new data but are still running on the server as far as the
-// agent knows (a run command shipped everything, then a backfill closes
-// the runs).
-func (a *Agent) finishUntouched() {
-	a.mu.Lock()
-	var refs []checkpoint.RunRef
-	for _, s := range a.streams {
-		refs = append(refs, s.runRefs()...)
-	}
-	a.mu.Unlock()
-	for _, ref := range refs {
-		k := runKey(ref.Project, ref.ExternalID)
-		a.mu.Lock()
-		r, inMem := a.runs[k]
-		known, isKnown := a.knownRuns[k]
-		if !inMem && isKnown && known.RunID > 0 && known.Status == event.StatusRunning {
-			r = &runState{key: known.ExternalID, project: known.Project, source: known.Source, name: known.Name,
-				runID: known.RunID, url: known.URL, created: true, tags: known.Tags, lastTime: known.LastTime,
-				createdAt: known.CreatedAt, names: newNameSet(0, a.opts.ReportNames), touched: true}
-			a.runs[k] = r
-			inMem = true
+	for _, ls := range a.ledger.Streams() {
+		for _, ref := range ls.Runs() {
+			k := runKey(ref.Project, ref.ExternalID)
+			r, known, inMem, isKnown := a.runs.get(k)
+			if !inMem && isKnown && known.RunID > 0 && known.Status == event.StatusRunning {
+				r = &run{key: known.ExternalID, project: known.Project, source: known.Source, name: known.Name,
+					names: newNameSet(0, a.opts.ReportNames), createdAt: known.CreatedAt}
+				r.srv.id, r.srv.url, r.srv.created = known.RunID, known.URL, true
+				r.ctl.tags = known.Tags
+				r.live.lastTime, r.live.touched = known.LastTime, true
+				r = a.runs.add(r)
+				inMem = true
+			}
+			if !inMem {
+				continue
+			}
+			r.mu.Lock()
+			if r.mayFinish() {
+				r.ctl.finish, r.ctl.finishAt = event.StatusCompleted, r.live.lastTime
+			}
+			jobs := a.snd.schedule(r)
+			r.mu.Unlock()
+			a.snd.jobs.push(jobs...)
 		}
-		a.mu.Unlock()
-		if !inMem {
-			continue
-		}
-		r.mu.Lock()
-		if r.mayFinish() {
-			r.finish, r.finishAt = event.StatusCompleted, r.lastTime
-		}
-		jobs := a.schedule(r)
-		r.mu.Unlock()
-		a.jobs.push(jobs...)
 	}
 }
 
-// runList returns the runs known now; the caller locks each as needed.
-func (a *Agent) runList() []*runState {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([]*runState, 0, len(a.runs))
-	for _, r := range a.runs {
-		out = append(out, r)
+// login checks the API key once at start, so a wrong key stops the agent
+// at once with a clear message and readiness has a first answer even when
+// there is nothing to send.
+func (a *Agent) login(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	org, err := a.sink.Login(ctx)
+	switch {
+	case err == nil:
+		a.log.Debug("API key accepted", "organization", org)
+	case errors.Is(err, sink.ErrUnauthorized):
+		a.life.fail(fmt.Errorf("the server refused the API key: %w", err))
+	case errors.Is(err, sink.ErrRouting):
+		// The API URL answers, but not as mlop does (a 404 page, a
+		// redirect): nothing sent there can arrive.
+		a.life.fail(err)
+	case ctx.Err() != nil:
+	default:
+		a.log.Warn("server not reachable yet; data waits and is sent when it is", "error", err)
 	}
-	return out
 }
-
-// streamList returns the streams known now.
-func (a *Agent) streamList() []*streamState {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.streamListLocked()
-}
-
-// streamListLocked is streamList with a.mu held.
-func (a *Agent) streamListLocked() []*streamState {
-	out := make([]*streamState, 0, len(a.streams))
-	for _, s := range a.streams {
-		out = append(out, s)
-	}
-	return out
-}
-
-// loadState reads the checkpoint.
-func (a *Agent) loadState() error {
-	st, err := checkpoint.Read(a.opts.StateDir)
-	if err != nil {
-		return err
-	}
-	for _, s := range st.Streams {
-		a.loaded[s.Key] = s
-	}
-	for _, r := range st.Runs {
-		a.knownRuns[runKey(r.Project, r.ExternalID)] = r
-	}
-	return nil
-}
-
-func (a *Agent) unauthorized(err error) {
-	a.fail(fmt.Errorf("the server refused the API key: %w", err))
-}
-
-func isFatal(err error) bool { return errors.Is(err, sink.ErrUnauthorized) }

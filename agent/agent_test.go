@@ -13,6 +13,7 @@ import (
 
 	"github.com/mlop-ai/mlop-agent/checkpoint"
 	"github.com/mlop-ai/mlop-agent/internal/mlopfake"
+	"github.com/mlop-ai/mlop-agent/sink"
 	"github.com/mlop-ai/mlop-agent/sink/mlop"
 
 	_ "github.com/mlop-ai/mlop-agent/parsers/jsonl"
@@ -31,7 +32,7 @@ func startFake(t *testing.T) *mlopfake.Server {
 	return s
 }
 
-func newClient(t *testing.T, s *mlopfake.Server) *mlop.Client {
+func newClient(t *testing.T, s *mlopfake.Server) *mlop.Sink {
 	t.Helper()
 	c, err := mlop.New(mlop.Options{APIURL: s.APIURL(), IngestURL: s.IngestURL(), PyURL: s.PyURL(),
 		APIKey: mlopfake.DefaultKey, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond})
@@ -39,7 +40,7 @@ func newClient(t *testing.T, s *mlopfake.Server) *mlop.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c
+	return mlop.NewSink(c)
 }
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -62,7 +63,7 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
-func runBackfill(t *testing.T, opts Options, c Client) (*Agent, error) {
+func runBackfill(t *testing.T, opts Options, c sink.Sink) (*Agent, error) {
 	t.Helper()
 	opts.Logger = testLogger(t)
 	a, err := New(opts, c)

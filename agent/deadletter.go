@@ -6,13 +6,16 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/mlop-ai/mlop-agent/internal/telemetry"
 )
 
 // deadLetter appends records the agent gave up on to a JSON-lines file, so
 // nothing rejected is silently lost. A nil *deadLetter discards.
 type deadLetter struct {
-	mu sync.Mutex
-	f  *os.File
+	tel *telemetry.Telemetry // counts every entry written
+	mu  sync.Mutex
+	f   *os.File
 }
 
 // deadLetterEntry is one line of the dead-letter file.
@@ -28,7 +31,7 @@ type deadLetterEntry struct {
 	Data   string    `json:"data,omitempty"`
 }
 
-func openDeadLetter(path string) (*deadLetter, error) {
+func openDeadLetter(path string, tel *telemetry.Telemetry) (*deadLetter, error) {
 	if path == "" {
 		return nil, nil
 	}
@@ -36,7 +39,7 @@ func openDeadLetter(path string) (*deadLetter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open dead-letter file: %w", err)
 	}
-	return &deadLetter{f: f}, nil
+	return &deadLetter{f: f, tel: tel}, nil
 }
 
 // maxDeadData caps how much of one record is copied to the file.
@@ -58,7 +61,9 @@ func (d *deadLetter) write(e deadLetterEntry) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.f != nil {
-		_, _ = d.f.Write(b)
+		if _, err := d.f.Write(b); err == nil {
+			d.tel.DeadLettered(1)
+		}
 	}
 }
 

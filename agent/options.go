@@ -126,17 +126,16 @@ type Source struct {
 
 // Defaults for options left zero.
 const (
-	DefaultMaxLines          = 5000
-	DefaultMaxBytes          = 1 << 20
-	DefaultLinger            = 10 * time.Millisecond
-	DefaultMaxInFlight       = 8
-	DefaultBufferBytes       = 64 << 20
-	DefaultCheckpoint        = time.Second
-	DefaultHeartbeat         = 30 * time.Second
-	DefaultShutdownTimeout   = 30 * time.Second
-	DefaultIdleTimeout       = 30 * time.Minute
-	DefaultMaxNamesPerRun    = 10000
-	maxMetricBatchesInFlight = 4 // per run; ordering is per metric and step, so several may fly
+	DefaultMaxLines        = 5000
+	DefaultMaxBytes        = 1 << 20
+	DefaultLinger          = 10 * time.Millisecond
+	DefaultMaxInFlight     = 8
+	DefaultBufferBytes     = 64 << 20
+	DefaultCheckpoint      = time.Second
+	DefaultHeartbeat       = 30 * time.Second
+	DefaultShutdownTimeout = 30 * time.Second
+	DefaultIdleTimeout     = 30 * time.Minute
+	DefaultMaxNamesPerRun  = 10000
 )
 
 func (o *Options) setDefaults() error {

@@ -6,17 +6,18 @@ import (
 	"time"
 )
 
-// job is a unit of work for the sender pool: one batch, or the control
-// operations of one run (create, log names, config, tags, status).
+// job is a unit of work for the sender pool: one batch, a run's control
+// operations, or a wake-up (a run whose next send waited for a checkpoint
+// save).
 type job struct {
-	run     *runState
-	b       *batch // nil: control
-	control bool
+	run  *run
+	b    *batch // nil: control or wake
+	wake bool
 }
 
 // jobQueue is an unbounded FIFO: scheduling never blocks while a run's lock
 // is held. Its length is bounded by the memory budget, which bounds the
-// batches that can exist.
+// batches that can exist. It owns its lock (a leaf).
 type jobQueue struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
@@ -68,13 +69,13 @@ func (q *jobQueue) close() {
 }
 
 // budget bounds the bytes of data read but not yet acknowledged. Readers
-// wait in acquire when it is spent; the files are the buffer meanwhile.
+// wait in wait when it is spent; the files are the buffer meanwhile. It owns
+// its lock (a leaf).
 type budget struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
 	limit int64
 	used  int64
-	peak  int64
 }
 
 func newBudget(limit int64) *budget {
@@ -85,11 +86,11 @@ func newBudget(limit int64) *budget {
 
 // charge counts n bytes without waiting (the bytes already exist).
 func (b *budget) charge(n int64) {
+	if n == 0 {
+		return
+	}
 	b.mu.Lock()
 	b.used += n
-	if b.used > b.peak {
-		b.peak = b.used
-	}
 	b.mu.Unlock()
 }
 
@@ -132,7 +133,8 @@ func (b *budget) inUse() int64 {
 }
 
 // lingerList holds runs with partial batches, oldest first. Since every
-// batch waits the same linger, arrival order is deadline order.
+// batch waits the same linger, arrival order is deadline order. It owns its
+// lock (a leaf).
 type lingerList struct {
 	mu    sync.Mutex
 	items []lingerItem
@@ -140,13 +142,13 @@ type lingerList struct {
 }
 
 type lingerItem struct {
-	run   *runState
+	run   *run
 	since time.Time
 }
 
 func newLingerList() *lingerList { return &lingerList{wake: make(chan struct{}, 1)} }
 
-func (l *lingerList) add(r *runState, now time.Time) {
+func (l *lingerList) add(r *run, now time.Time) {
 	l.mu.Lock()
 	l.items = append(l.items, lingerItem{run: r, since: now})
 	first := len(l.items) == 1

@@ -5,7 +5,6 @@ import (
 	"io"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -69,54 +68,33 @@ type Failure struct {
 	Error  string `json:"error"`
 }
 
-type failures struct {
-	mu   sync.Mutex
-	list []Failure
-}
-
-func (a *Agent) noteFailure(source, path string, err error) {
-	a.failures.mu.Lock()
-	defer a.failures.mu.Unlock()
-	for _, f := range a.failures.list {
-		if f.Source == source && f.Path == path {
-			return
-		}
-	}
-	a.failures.list = append(a.failures.list, Failure{Source: source, Path: path, Error: err.Error()})
-}
-
 // Report describes what the agent did; call it after Run returns.
 func (a *Agent) Report() Report {
-	rep := Report{Started: a.started, Finished: time.Now().UTC(), Summary: a.stats.Summary()}
-	streams := a.streamList()
-	a.mu.Lock()
-	runs := map[string]*runState{}
-	for k, r := range a.runs {
-		runs[k] = r
+	rep := Report{Started: a.started, Finished: time.Now().UTC(), Summary: a.rep.stats.Summary()}
+	runs := map[string]*run{}
+	for _, r := range a.runs.list(nil) {
+		runs[runKey(r.project, r.key)] = r
 	}
-	known := a.knownRuns
-	a.mu.Unlock()
 	seenRun := map[string]bool{}
-	for _, s := range streams {
-		s.mu.Lock()
-		sr := StreamReport{Source: s.source, SourceID: s.key, Path: s.path, Complete: (s.complete || s.linesDone) && len(s.pending) == 0 && s.failed == "",
-			Error: s.failed}
-		if len(s.warnings) > 0 {
+	for _, st := range a.streams.list() {
+		e := st.ls.Entry()
+		sr := StreamReport{Source: st.source, SourceID: e.Key, Path: e.Path, Complete: st.ls.CompleteOK(), Error: st.ls.Failed()}
+		st.mu.Lock()
+		if len(st.warnings) > 0 {
 			sr.Warnings = map[string]int{}
-			for k, v := range s.warnings {
+			for k, v := range st.warnings {
 				sr.Warnings[k] = v
 			}
 		}
-		refs := append(s.committed.Runs[:0:0], s.committed.Runs...)
-		s.mu.Unlock()
-		for _, ref := range refs {
+		st.mu.Unlock()
+		for _, ref := range e.Runs {
 			k := runKey(ref.Project, ref.ExternalID)
 			rr := RunReport{ExternalID: ref.ExternalID, Project: ref.Project}
 			if r, ok := runs[k]; ok {
 				r.mu.Lock()
-				rr.Name, rr.RunID, rr.URL, rr.Files = r.name, r.runID, r.url, r.files
-				rr.Status = r.finished
-				if rr.Status == "" && r.created {
+				rr.Name, rr.RunID, rr.URL, rr.Files = r.name, r.srv.id, r.srv.url, r.files
+				rr.Status = r.ctl.finished
+				if rr.Status == "" && r.srv.created {
 					rr.Status = "RUNNING"
 				}
 				if len(r.names.counts) > 0 {
@@ -130,7 +108,7 @@ func (a *Agent) Report() Report {
 					rr.OtherNames, rr.OtherPoints = r.names.len(), r.points+r.files
 				}
 				r.mu.Unlock()
-			} else if kr, ok := known[k]; ok {
+			} else if _, kr, _, ok := a.runs.get(k); ok {
 				rr.Name, rr.RunID, rr.URL, rr.Status = kr.Name, kr.RunID, kr.URL, kr.Status
 			}
 			if !seenRun[k] {
@@ -147,14 +125,12 @@ func (a *Agent) Report() Report {
 		rep.Streams = append(rep.Streams, sr)
 	}
 	sort.Slice(rep.Streams, func(i, j int) bool { return rep.Streams[i].SourceID < rep.Streams[j].SourceID })
-	a.failures.mu.Lock()
-	rep.Failures = append(rep.Failures, a.failures.list...)
-	a.failures.mu.Unlock()
+	rep.Failures = a.rep.fails.snapshot()
 	rep.Totals.Streams = len(rep.Streams)
-	rep.Totals.StreamsSkipped = a.stats.StreamsSkipped.Load()
-	rep.Totals.StreamsFailed = a.stats.StreamsFailed.Load()
-	rep.Totals.RecordsBad = a.stats.RecordsBad.Load()
-	rep.Totals.LinesRejected = a.stats.LinesRejected.Load()
+	rep.Totals.StreamsSkipped = a.rep.stats.StreamsSkipped.Load()
+	rep.Totals.StreamsFailed = a.rep.stats.StreamsFailed.Load()
+	rep.Totals.RecordsBad = a.rep.stats.RecordsBad.Load()
+	rep.Totals.LinesRejected = a.rep.stats.LinesRejected.Load()
 	rep.Complete = a.drainedAll && rep.Totals.StreamsFailed == 0 && len(rep.Failures) == 0
 	return rep
 }
@@ -173,14 +149,13 @@ func (a *Agent) progressLoop(stop <-chan struct{}) {
 	lastPoints, lastT := int64(0), start
 	line := func(final bool) {
 		total, done := 0, 0
-		streams := a.streamList()
-		for _, s := range streams {
+		for _, s := range a.ledger.Streams() {
 			total++
-			if s.finished() {
+			if s.Finished() {
 				done++
 			}
 		}
-		pts := a.stats.PointsSent.Load()
+		pts := a.rep.stats.PointsSent.Load()
 		now := time.Now()
 		rate := float64(pts-lastPoints) / max(now.Sub(lastT).Seconds(), 1e-3)
 		if final {

@@ -5,64 +5,119 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
+	"github.com/mlop-ai/mlop-agent/agent/ledger"
 	"github.com/mlop-ai/mlop-agent/checkpoint"
 	"github.com/mlop-ai/mlop-agent/event"
 	"github.com/mlop-ai/mlop-agent/parsers"
-	"github.com/mlop-ai/mlop-agent/sink/mlop"
+	"github.com/mlop-ai/mlop-agent/sink"
 )
 
+// routing is what a stream's reader goroutine knows while it hands the
+// events of one chunk to their runs: the source, the stream, the chunk and
+// (line sources) its records, for naming bad records by file:line.
+type routing struct {
+	src  *sourceRT
+	st   *streamRT
+	c    *ledger.Chunk
+	recs []event.Record // Data alias the reader's buffer: only while routing
+}
+
+// record finds the record an event at pos came from.
+func (rt *routing) record(pos event.Position) (event.Record, bool) {
+	lo, hi := 0, len(rt.recs)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if rt.recs[m].Pos.Less(pos) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	if lo < len(rt.recs) && rt.recs[lo].Pos == pos {
+		return rt.recs[lo], true
+	}
+	return event.Record{}, false
+}
+
+// lineOf is the line of the record at pos (its sequence number for stream
+// formats).
+func (rt *routing) lineOf(pos event.Position) int64 {
+	if rec, ok := rt.record(pos); ok {
+		return rec.Line
+	}
+	return pos.Seq
+}
+
+// dataOf is a copy of the record at pos, for the dead-letter file.
+func (rt *routing) dataOf(pos event.Position) []byte {
+	if rec, ok := rt.record(pos); ok {
+		return append([]byte(nil), rec.Data...)
+	}
+	return nil
+}
+
+// bad reports a record of this chunk as bad.
+func (rt *routing) bad(pos event.Position, reason string, err error, withData bool) {
+	var data []byte
+	if withData {
+		data = rt.dataOf(pos)
+	}
+	rt.src.a.rep.badRecord(rt.src.cfg.Name, rt.st.ls.Path(), rt.lineOf(pos), reason, err, data)
+}
+
 // routeChunk hands the events of one chunk to their runs. It is called by
-// the stream's reader goroutine; the caller holds a reference on c for the
-// duration.
-func (a *Agent) routeChunk(src *sourceRT, ss *streamState, c *chunk, evs []event.Event) {
+// the stream's reader goroutine, which holds a reference on the chunk for
+// the duration.
+func (a *Agent) routeChunk(rt *routing, evs []event.Event) {
 	var (
 		lastPos event.Position
 		idx     int
-		r       *runState
+		r       *run
 		lastRun = "\x00"
-		jobs    []job
 	)
 	flush := func() {
 		if r != nil {
-			jobs = a.schedule(r)
+			jobs := a.snd.schedule(r)
 			r.mu.Unlock()
-			a.jobs.push(jobs...)
+			a.snd.jobs.push(jobs...)
 			r = nil
 		}
 	}
 	for i := range evs {
 		ev := &evs[i]
-		if ev.Time > c.newest && ev.Kind != event.KindRun {
-			c.newest = ev.Time
+		if ev.Time > rt.c.Newest && ev.Kind != event.KindRun {
+			rt.c.Newest = ev.Time
 		}
 		if i > 0 && ev.Pos == lastPos {
 			idx++
 		} else {
 			lastPos, idx = ev.Pos, 0
 		}
-		if r == nil || ev.Run != lastRun {
+		if r == nil || ev.Run != lastRun || ev.Kind == event.KindRun {
 			flush()
-			r = a.runFor(src, ss, c, ev)
+			r = a.runFor(rt, ev)
 			if r == nil {
 				continue
 			}
 			lastRun = ev.Run
 			r.mu.Lock()
 		}
-		a.addEvent(src, ss, r, c, ev, idx)
+		a.addEvent(rt, r, ev, idx)
 	}
 	flush()
 }
 
 // runFor finds or creates the run an event belongs to.
-func (a *Agent) runFor(src *sourceRT, ss *streamState, c *chunk, ev *event.Event) *runState {
-	if ev.Run == "" && ss.defaultRun != nil && ev.Kind != event.KindRun {
-		return ss.defaultRun
-	}
-	if r, ok := ss.runs[ev.Run]; ok && ev.Kind != event.KindRun {
-		return r
+func (a *Agent) runFor(rt *routing, ev *event.Event) *run {
+	src, st := rt.src, rt.st
+	if ev.Kind != event.KindRun {
+		if ev.Run == "" && st.defaultRun != nil {
+			return st.defaultRun
+		}
+		if r, ok := st.runs[ev.Run]; ok {
+			return r
+		}
 	}
 	project := src.cfg.Project
 	var info event.RunInfo
@@ -71,67 +126,72 @@ func (a *Agent) runFor(src *sourceRT, ss *streamState, c *chunk, ev *event.Event
 		if info.Project != "" {
 			project = info.Project
 		}
-	} else if prev, ok := ss.runs[ev.Run]; ok {
-		return prev
 	}
-	name, id, err := src.namer.names(newNameData(src.cfg.Name, ss.runPath, ev.Run))
+	entry := st.ls.Entry()
+	maxLen := a.limits.MaxNameLen
+	name, id, err := src.namer.names(newNameData(src.cfg.Name, entry.RunPath, ev.Run), maxLen)
 	if err != nil {
-		src.badRecord(ss, 0, "bad_run", err, nil)
+		rt.bad(ev.Pos, "bad_run", err, false)
 		return nil
 	}
 	if info.ExternalID != "" {
-		id = shortenID(info.ExternalID)
+		id = shortenID(info.ExternalID, maxLen)
 	}
-	if info.Name != "" {
-		name = info.Name
-		if len(name) > maxIDLen {
-			name = name[:maxIDLen]
-		}
+	if info.Name != "" && !src.namedByTemplate {
+		name = truncateName(info.Name, maxLen)
 	}
-	r := a.getRun(src, project, id, name, ss)
+	r := a.getRun(src, project, id, name, entry.RunPath)
 	if ev.Kind == event.KindRun && ev.Info != nil {
 		r.mu.Lock()
-		if !r.created {
+		if !r.srv.created {
 			r.name = name
 			r.info = info
 			if info.CreatedAt > 0 {
 				r.createdAt = info.CreatedAt
 			}
-			if _, refused := r.addTags(info.Tags, nil); len(refused) > 0 {
-				src.badRecord(ss, c.lineOf(ev.Pos), "bad_tags", tagsRefusedError(refused), nil)
+			if _, refused := r.addTags(a.limits, info.Tags, nil); len(refused) > 0 {
+				rt.bad(ev.Pos, "bad_tags", tagsRefusedError(a.limits, refused), false)
 			}
-			r.cfgInitial = deepMerge(r.cfgInitial, info.Config)
+			r.ctl.cfgInitial = deepMerge(r.ctl.cfgInitial, info.Config)
 		}
 		r.mu.Unlock()
 	}
-	if ss.runs == nil {
-		ss.runs = map[string]*runState{}
+	if st.runs == nil {
+		st.runs = map[string]*run{}
 	}
-	ss.runs[ev.Run] = r
-	ss.noteRun(checkpoint.RunRef{Project: r.project, ExternalID: r.key})
+	st.runs[ev.Run] = r
+	st.ls.NoteRun(checkpoint.RunRef{Project: r.project, ExternalID: r.key})
 	if ev.Run == "" {
-		ss.defaultRun = r
+		st.defaultRun = r
 	}
 	return r
 }
 
-// getRun returns the run with this identity, creating its state (not the
-// server's run) on first use.
-func (a *Agent) getRun(src *sourceRT, project, id, name string, ss *streamState) *runState {
+// getRun returns the run with this identity, making its state (not the
+// tracker's run) on first use. The config files are read before the run
+// table is locked: no disk I/O under a lock.
+func (a *Agent) getRun(src *sourceRT, project, id, name, runPath string) *run {
 	k := runKey(project, id)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if r, ok := a.runs[k]; ok {
+	if r, _, ok, _ := a.runs.get(k); ok {
 		return r
 	}
-	r := &runState{key: id, project: project, source: src.cfg.Name, name: name,
-		names: newNameSet(src.cfg.MaxNamesPerRun, a.opts.ReportNames), idleTimeout: src.cfg.IdleTimeout}
-	if known, ok := a.knownRuns[k]; ok {
-		r.runID, r.url = known.RunID, known.URL
-		r.tags = append(r.tags, known.Tags...)
-		r.lastTime = known.LastTime
+	r := &run{key: id, project: project, source: src.cfg.Name, name: name,
+		names: newNameSet(src.cfg.MaxNamesPerRun, a.opts.ReportNames)}
+	r.live.idleTimeout = src.cfg.IdleTimeout
+	r.addTags(a.limits, src.cfg.Tags, nil) // within the limits: config validation checks them
+	r.ctl.cfgInitial = deepMerge(nil, src.cfg.Config)
+	if len(src.cfg.ConfigFiles) > 0 {
+		doc, sig := src.readConfigFiles(runPath)
+		r.ctl.cfgInitial = deepMerge(r.ctl.cfgInitial, doc)
+		r.ctl.cfgFiles = &configFiles{src: src, path: runPath, sig: sig}
+	}
+	if _, known, _, isKnown := a.runs.get(k); isKnown {
+		r.srv.id, r.srv.url = known.RunID, known.URL
+		r.ctl.tags = append(append([]string(nil), known.Tags...), r.ctl.tags...)
+		r.ctl.tags = dedupe(r.ctl.tags)
+		r.live.lastTime = known.LastTime
 		if known.RunID > 0 && known.Name != "" && known.Name != name {
-			// The run exists on the server under its first name, and the
+			// The run exists on the tracker under its first name, and the
 			// protocol has no rename: creating it again with its external
 			// id returns it unchanged. Say so instead of pretending.
 			src.log.Warn("the run's name template now gives another name; mlop cannot rename a run, it keeps its name",
@@ -139,237 +199,161 @@ func (a *Agent) getRun(src *sourceRT, project, id, name string, ss *streamState)
 			r.name = known.Name
 		}
 	}
-	r.addTags(src.cfg.Tags, nil) // within the limits: config validation checks them
-	r.cfgInitial = deepMerge(nil, src.cfg.Config)
-	if len(src.cfg.ConfigFiles) > 0 {
-		doc, sig := src.readConfigFiles(ss.runPath)
-		r.cfgInitial = deepMerge(r.cfgInitial, doc)
-		r.cfgSource, r.cfgPath, r.cfgSig = src, ss.runPath, sig
+	return a.runs.add(r)
+}
+
+// dedupe removes repeated strings, keeping the first of each.
+func dedupe(ss []string) []string {
+	seen := map[string]bool{}
+	out := ss[:0]
+	for _, s := range ss {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
 	}
-	a.runs[k] = r
-	return r
+	return out
 }
 
 // addEvent adds one event to its run. Called with r.mu held.
-func (a *Agent) addEvent(src *sourceRT, ss *streamState, r *runState, c *chunk, ev *event.Event, idx int) {
-	if r.broken != nil {
+func (a *Agent) addEvent(rt *routing, r *run, ev *event.Event, idx int) {
+	if r.srv.broken != nil {
 		return
 	}
+	src := rt.src
 	now := a.now()
 	if ev.Kind != event.KindRun {
-		r.touched = true
-		r.lastActivity = now
-		if r.finished != "" && ev.Kind != event.KindStatus {
+		r.live.touched = true
+		r.live.lastActivity = now
+		if r.ctl.finished != "" && ev.Kind != event.KindStatus {
 			// New data for a run the agent finished: resume it (the create
 			// call with its external id sets it RUNNING again).
-			r.finished, r.created = "", false
+			r.ctl.finished, r.srv.created = "", false
 			src.log.Info("run resumed", "run", r.name, "external_id", r.key)
 		}
 		if r.createdAt == 0 && ev.Time > 0 {
 			r.createdAt = ev.Time
 		}
-		if ev.Time > r.lastTime {
-			r.lastTime = ev.Time
-		}
-		r.encDirty = true
+		r.live.lastTime = max(r.live.lastTime, ev.Time)
+		r.ckDirty = true
 	}
 	mark := checkpoint.Mark{Pos: ev.Pos, Index: idx}
+	if ep, isRow := sink.EndpointOf(ev.Kind); isRow {
+		a.addRow(rt, r, ev, ep, mark)
+		return
+	}
+	c := rt.c
 	switch ev.Kind {
-	case event.KindRun:
-		// Handled by runFor.
-	case event.KindMetrics:
-		if err := mlop.ValidateMetric(ev); err != nil {
-			src.badEvent(ss, ev, err)
-			return
-		}
-		points := ev.Points
-		var refused []string
-		for i := range ev.Points {
-			if !a.noteName(r, ev.Points[i].Name, mlop.LogTypeMetric) {
-				refused = append(refused, ev.Points[i].Name)
-			}
-		}
-		if len(refused) > 0 {
-			src.badRecord(ss, c.lineOf(ev.Pos), "too_many_names", tooManyNames(r, refused), c.dataOf(ev.Pos))
-			points = make([]event.Point, 0, len(ev.Points)-len(refused))
-			for _, p := range ev.Points {
-				if r.names.has(p.Name) {
-					points = append(points, p)
-				}
-			}
-			if len(points) == 0 {
-				return
-			}
-		}
-		b := a.openBatch(r, kMetrics, now)
-		n := len(b.body)
-		b.body = mlop.AppendMetricLine(b.body, ev.Time, ev.Step, points)
-		a.account(r, b, c, int64(len(b.body)-n), ev.Time)
-		b.points += len(points)
-		r.points += int64(len(points))
-	case event.KindData:
-		if ss.alreadySent(r.key, mark) {
-			return
-		}
-		if err := mlop.ValidateData(ev); err != nil {
-			src.badEvent(ss, ev, err)
-			return
-		}
-		logType := mlop.LogTypeData
-		if ev.Type == event.DataHistogram {
-			logType = mlop.LogTypeHistogram
-		}
-		if !a.noteName(r, ev.Name, logType) {
-			src.badRecord(ss, c.lineOf(ev.Pos), "too_many_names", tooManyNames(r, []string{ev.Name}), c.dataOf(ev.Pos))
-			return
-		}
-		b := a.openBatch(r, kData, now)
-		n := len(b.body)
-		b.body = mlop.AppendDataLine(b.body, ev.Time, ev.Step, ev.Type, ev.Name, ev.Text)
-		b.addMark(ss, mark)
-		a.account(r, b, c, int64(len(b.body)-n), ev.Time)
-	case event.KindLog:
-		if ss.alreadySent(r.key, mark) {
-			return
-		}
-		if err := mlop.ValidateLog(ev); err != nil {
-			src.badEvent(ss, ev, err)
-			return
-		}
-		b := a.openBatch(r, kLogs, now)
-		n := len(b.body)
-		b.body = mlop.AppendLogLine(b.body, ev.Time, ev.Text, ev.Step, ev.Type)
-		b.addMark(ss, mark)
-		a.account(r, b, c, int64(len(b.body)-n), ev.Time)
-	case event.KindFile:
-		if ss.alreadySent(r.key, mark) {
-			return
-		}
-		if err := a.checkUpload(src, ev); err != nil {
-			src.badEvent(ss, ev, err)
-			return
-		}
-		logType := ev.Type
-		if logType == "" {
-			logType = mlop.LogTypeFile
-		}
-		if !a.noteName(r, ev.Name, logType) {
-			src.badRecord(ss, c.lineOf(ev.Pos), "too_many_names", tooManyNames(r, []string{ev.Name}), nil)
-			return
-		}
-		r.files++
-		b := a.openBatch(r, kFiles, now)
-		b.files = append(b.files, fileItem{path: ev.Path, logName: ev.Name, logType: logType, step: ev.Step, time: ev.Time, caption: ev.Text})
-		b.addMark(ss, mark)
-		a.account(r, b, c, int64(len(ev.Path)+len(ev.Name)+64), ev.Time)
 	case event.KindTags:
-		changed, refused := r.addTags(ev.Tags, ev.Untags)
+		changed, refused := r.addTags(a.limits, ev.Tags, ev.Untags)
 		if changed {
-			r.tagsDirty = true
-			r.tagRefs.add(c)
+			r.ctl.tagsDirty = true
+			r.ctl.tagRefs.Add(c)
 		}
 		if len(refused) > 0 {
 			// A bad record, not a bad run: the tags that fit are kept and
 			// the run's data goes on.
-			src.badRecord(ss, c.lineOf(ev.Pos), "bad_tags", tagsRefusedError(refused), c.dataOf(ev.Pos))
+			rt.bad(ev.Pos, "bad_tags", tagsRefusedError(a.limits, refused), true)
 		}
 	case event.KindConfig:
 		if len(ev.Config) > 0 {
-			r.cfgDelta = deepMerge(r.cfgDelta, ev.Config)
-			r.cfgRefs.add(c)
+			r.ctl.cfgDelta = deepMerge(r.ctl.cfgDelta, ev.Config)
+			r.ctl.cfgRefs.Add(c)
 		}
 	case event.KindStatus:
 		switch ev.Status {
 		case event.StatusRunning, "":
 		default:
-			r.finish, r.finishAt, r.explicit = ev.Status, ev.Time, true
-			r.finishRefs.add(c)
+			r.ctl.finish, r.ctl.finishAt, r.ctl.explicit = ev.Status, ev.Time, true
+			r.ctl.finishRefs.Add(c)
 		}
 	}
+}
+
+// addRow adds a row event (metrics, string series, console line, file) to
+// the run's open batch of its endpoint. Called with r.mu held.
+func (a *Agent) addRow(rt *routing, r *run, ev *event.Event, ep sink.Endpoint, mark checkpoint.Mark) {
+	st := rt.st
+	if !ep.Idempotent() && st.ls.AlreadySent(r.key, mark) {
+		return // delivered before a crash
+	}
+	if ep == sink.Files {
+		if err := rt.src.checkUpload(ev); err != nil {
+			rt.bad(ev.Pos, "invalid_event", err, false)
+			return
+		}
+	}
+	// The names the row needs registered; names beyond the run's limit are
+	// refused (their points are not sent).
+	st.names = a.sink.Names(ev, st.names[:0])
+	var refused []string
+	for _, n := range st.names {
+		if !a.noteName(r, n) {
+			refused = append(refused, n.Name)
+		}
+	}
+	if len(refused) > 0 {
+		rt.bad(ev.Pos, "too_many_names", tooManyNames(r, refused), true)
+		if ev.Kind != event.KindMetrics {
+			return
+		}
+		kept := *ev
+		kept.Points = make([]event.Point, 0, len(ev.Points)-len(refused))
+		for _, p := range ev.Points {
+			if r.names.has(p.Name) {
+				kept.Points = append(kept.Points, p)
+			}
+		}
+		if len(kept.Points) == 0 {
+			return
+		}
+		ev = &kept
+	}
+	b := a.snd.openBatch(r, ep, a.now())
+	if err := b.b.Add(ev); err != nil {
+		a.rep.stats.badRecord("invalid_event")
+		a.rep.tel.RecordRejected(rt.src.cfg.Name, "invalid_event")
+		a.rep.dlq.write(deadLetterEntry{Source: rt.src.cfg.Name, Path: st.ls.Path(), Line: rt.lineOf(ev.Pos),
+			Reason: "invalid_event", Error: err.Error(), Kind: ev.Kind.String()})
+		if a.rep.allowLog() {
+			rt.src.log.Warn("bad record skipped", "file", fmt.Sprintf("%s:%d", st.ls.Path(), rt.lineOf(ev.Pos)),
+				"reason", "invalid_event", "error", err)
+		}
+		return
+	}
+	switch ev.Kind {
+	case event.KindMetrics:
+		r.points += int64(len(ev.Points))
+	case event.KindFile:
+		r.files++
+	}
+	if !ep.Idempotent() {
+		b.addMark(st.ls, mark)
+	}
+	a.snd.account(r, b, rt.c, ev.Time)
 }
 
 // noteName records a log name so it is registered before the batch that
 // carries it is sent. It reports false for a new name beyond the run's
 // limit of distinct names, which is not sent. Called with r.mu held.
-func (a *Agent) noteName(r *runState, name, logType string) bool {
-	isNew, ok := r.names.note(name)
+func (a *Agent) noteName(r *run, n sink.Name) bool {
+	isNew, ok := r.names.note(n.Name)
 	if !ok || !isNew {
 		return ok
 	}
-	if r.unreg == nil {
-		r.unreg = map[string][]string{}
-	}
-	r.unreg[logType] = append(r.unreg[logType], name)
-	r.nameGen++
+	r.ctl.unreg = append(r.ctl.unreg, n)
+	r.ctl.nameGen++
 	return true
 }
 
 // tooManyNames is the bad-record error for names beyond a run's limit.
-func tooManyNames(r *runState, refused []string) error {
+func tooManyNames(r *run, refused []string) error {
 	return fmt.Errorf("%w: the run already has %d distinct metric and series names (sources[].max_names_per_run); %d more not sent: %s",
 		parsers.ErrBadValue, r.names.limit, len(refused), strings.Join(refused[:min(len(refused), 5)], ", "))
 }
 
-// openBatch returns the run's partial batch of kind k, starting one if
-// needed. Called with r.mu held.
-func (a *Agent) openBatch(r *runState, k kind, now time.Time) *batch {
-	if b := r.open[k]; b != nil {
-		return b
-	}
-	b := &batch{kind: k, run: r}
-	if k != kFiles {
-		b.body = getBody()
-		// The budget bounds memory, so it counts the buffer, not only
-		// the bytes in it: ten thousand runs with one line each hold ten
-		// thousand buffers.
-		b.charged = int64(cap(b.body))
-		a.budget.charge(b.charged)
-	}
-	r.open[k] = b
-	if !r.lingered {
-		r.lingered = true
-		a.linger.add(r, now)
-	}
-	return b
-}
-
-// account charges a line to the batch and the budget, takes a reference on
-// its chunk, and cuts the batch when it is full. Called with r.mu held.
-func (a *Agent) account(r *runState, b *batch, c *chunk, n int64, t int64) {
-	b.lines++
-	if b.kind == kFiles {
-		b.charged += n
-		a.budget.charge(n)
-	} else if c := int64(cap(b.body)); c > b.charged {
-		a.budget.charge(c - b.charged) // the body grew into a larger buffer
-		b.charged = c
-	}
-	b.refs.add(c)
-	if t > b.newest {
-		b.newest = t
-	}
-	b.nameGen = r.nameGen
-	if b.lines >= a.opts.Batch.MaxLines || len(b.body) >= a.opts.Batch.MaxBytes || len(b.files) >= maxFilesPerBatch {
-		a.cut(r, b.kind)
-	}
-}
-
-// maxFilesPerBatch matches what one /files request accepts.
-const maxFilesPerBatch = 100
-
-// cut moves the partial batch of kind k to the send queue. Called with r.mu
-// held.
-func (a *Agent) cut(r *runState, k kind) {
-	b := r.open[k]
-	if b == nil {
-		return
-	}
-	r.open[k] = nil
-	r.queue[k] = append(r.queue[k], b)
-}
-
 // checkUpload refuses files outside the upload roots.
-func (a *Agent) checkUpload(src *sourceRT, ev *event.Event) error {
+func (s *sourceRT) checkUpload(ev *event.Event) error {
 	if ev.Path == "" || ev.Name == "" {
 		return fmt.Errorf("file event without path or name")
 	}
@@ -381,10 +365,10 @@ func (a *Agent) checkUpload(src *sourceRT, ev *event.Event) error {
 	if err != nil {
 		return fmt.Errorf("file %s: %w", ev.Path, err)
 	}
-	for _, root := range src.uploadRoots {
+	for _, root := range s.uploadRoots {
 		if real == root || strings.HasPrefix(real, root+string(os.PathSeparator)) {
 			return nil
 		}
 	}
-	return fmt.Errorf("file %s is outside the upload roots %v", ev.Path, src.uploadRoots)
+	return fmt.Errorf("file %s is outside the upload roots %v", ev.Path, s.uploadRoots)
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/mlop-ai/mlop-agent/sink"
 )
 
 // Stats counts what the agent did. It is safe for concurrent use.
@@ -14,7 +16,7 @@ type Stats struct {
 	RecordsBad    atomic.Int64
 	ValuesSkipped atomic.Int64
 	PointsSent    atomic.Int64
-	LinesSent     [nKinds]atomic.Int64
+	LinesSent     [sink.NumEndpoints]atomic.Int64
 	Requests      atomic.Int64
 	LinesRejected atomic.Int64
 	RunsCreated   atomic.Int64
@@ -108,8 +110,8 @@ func (s *Stats) Summary() string {
 		fmt.Fprintf(&b, " (%s)", strings.Join(parts, ", "))
 	}
 	fmt.Fprintf(&b, "; points sent %d; lines sent: metrics %d, data %d, logs %d, files %d; runs created %d, resumed %d, finished %d",
-		s.PointsSent.Load(), s.LinesSent[kMetrics].Load(), s.LinesSent[kData].Load(), s.LinesSent[kLogs].Load(),
-		s.LinesSent[kFiles].Load(), s.RunsCreated.Load(), s.RunsResumed.Load(), s.RunsFinished.Load())
+		s.PointsSent.Load(), s.LinesSent[sink.Metrics].Load(), s.LinesSent[sink.Data].Load(), s.LinesSent[sink.Logs].Load(),
+		s.LinesSent[sink.Files].Load(), s.RunsCreated.Load(), s.RunsResumed.Load(), s.RunsFinished.Load())
 	if n := s.StreamsSkipped.Load(); n > 0 {
 		fmt.Fprintf(&b, "; %d stream(s) already complete, skipped", n)
 	}

@@ -7,10 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"text/template"
+	"unicode/utf8"
 )
-
-// maxIDLen is the server's limit on run names and external ids.
-const maxIDLen = 255
 
 // nameData is what run name and id templates see.
 type nameData struct {
@@ -70,16 +68,15 @@ func execTemplate(t *template.Template, d nameData) (string, error) {
 
 // names returns the display name and external id of the run a file (and
 // run_field value) feeds.
-func (n *runNamer) names(d nameData) (name, id string, err error) {
+// Both are kept within maxLen bytes (the tracker's limit).
+func (n *runNamer) names(d nameData, maxLen int) (name, id string, err error) {
 	if name, err = execTemplate(n.name, d); err != nil {
 		return "", "", fmt.Errorf("run name template: %w", err)
 	}
 	if name == "" {
 		name = d.Stem
 	}
-	if len(name) > maxIDLen {
-		name = name[:maxIDLen]
-	}
+	name = truncateName(name, maxLen)
 	if n.id != nil {
 		if id, err = execTemplate(n.id, d); err != nil {
 			return "", "", fmt.Errorf("run id template: %w", err)
@@ -88,7 +85,20 @@ func (n *runNamer) names(d nameData) (name, id string, err error) {
 	if id == "" {
 		id = defaultExternalID(d.Source, d.Path, d.Run)
 	}
-	return name, shortenID(id), nil
+	return name, shortenID(id, maxLen), nil
+}
+
+// truncateName cuts a run name to maxLen bytes (0: no limit), on a rune
+// boundary.
+func truncateName(name string, maxLen int) string {
+	if maxLen <= 0 || len(name) <= maxLen {
+		return name
+	}
+	cut := maxLen
+	for cut > 0 && !utf8.RuneStart(name[cut]) {
+		cut--
+	}
+	return name[:cut]
 }
 
 // defaultExternalID identifies a run by the source and the file it comes
@@ -102,12 +112,14 @@ func defaultExternalID(source, path, run string) string {
 	return id
 }
 
-// shortenID keeps an external id within the server's limit: a long one is
-// replaced by a readable prefix and a hash of the whole.
-func shortenID(id string) string {
-	if len(id) <= maxIDLen {
+// shortenID keeps an external id within maxLen bytes (0: no limit): a long
+// one is replaced by a readable prefix and a hash of the whole.
+func shortenID(id string, maxLen int) string {
+	if maxLen <= 0 || len(id) <= maxLen {
 		return id
 	}
 	sum := sha256.Sum256([]byte(id))
-	return id[:maxIDLen-65] + "~" + hex.EncodeToString(sum[:])
+	// A byte cut, as ever: the id is the run's identity on the tracker and
+	// must not change between versions.
+	return id[:maxLen-65] + "~" + hex.EncodeToString(sum[:])
 }

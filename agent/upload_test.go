@@ -22,7 +22,6 @@ func TestUploadRoots(t *testing.T) {
 	os.Symlink(secret, link)
 	real, _ := filepath.EvalSymlinks(root)
 	src := &sourceRT{uploadRoots: []string{real}}
-	a := &Agent{}
 	tests := []struct {
 		path string
 		ok   bool
@@ -34,7 +33,7 @@ func TestUploadRoots(t *testing.T) {
 		{filepath.Join(root, "missing.png"), false},
 	}
 	for _, tc := range tests {
-		err := a.checkUpload(src, &event.Event{Kind: event.KindFile, Path: tc.path, Name: "f"})
+		err := src.checkUpload(&event.Event{Kind: event.KindFile, Path: tc.path, Name: "f"})
 		if (err == nil) != tc.ok {
 			t.Errorf("checkUpload(%s) = %v, want ok=%v", tc.path, err, tc.ok)
 		}

@@ -13,7 +13,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
 	"syscall"
 	"time"
 
@@ -53,23 +52,18 @@ type Stream struct {
 	// keeps feeding the run it started in.
 	RunPath string `json:"run_path,omitempty"`
 
-	// Fingerprint is the hex hash of the first FingerLen bytes of the file
-	// (line files only). While the file is shorter than the configured
-	// fingerprint size, FingerLen is its length and the identity is
-	// prefix-matched as it grows.
-	Fingerprint string `json:"fingerprint,omitempty"`
-	FingerLen   int    `json:"finger_len,omitempty"`
+	// File identifies the file generation and the place of Pos in it
+	// (line files only): the fingerprint of its first bytes and the marker
+	// of the bytes just before Pos.Offset, checked on restart to catch a
+	// file whose content changed under the same name and first bytes.
+	// Its fields are stored inline (fingerprint, finger_len, marker,
+	// marker_len).
+	event.FileMark
 
 	// Pos is the position after the last acknowledged record; Line the
 	// number of lines up to it.
 	Pos  event.Position `json:"pos"`
 	Line int64          `json:"line,omitempty"`
-
-	// Marker is the hex hash of the MarkerLen bytes just before
-	// Pos.Offset, checked on restart to catch a file whose content
-	// changed under the same name and first bytes.
-	Marker    string `json:"marker,omitempty"`
-	MarkerLen int    `json:"marker_len,omitempty"`
 
 	// ParserState is the parser's state after the record at Pos.
 	ParserState []byte `json:"parser_state,omitempty"`
@@ -133,6 +127,9 @@ type Run struct {
 type Store struct {
 	dir  string
 	lock *os.File
+	// step, when set (tests), is called before each step of a save and can
+	// stop it there, as a crash would (fsutil.WriteFileAtomicSteps).
+	step func(string) error
 }
 
 // Open creates the state directory (mode 0700) if needed and locks it.
@@ -151,6 +148,14 @@ func Open(dir string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
+	// A save interrupted by a crash leaves its temporary file; the state
+	// file itself is the old or the new one, whole. Holding the lock, the
+	// leftovers are ours to remove.
+	if tmps, err := filepath.Glob(filepath.Join(dir, fsutil.TempPrefix(FileName)+"*")); err == nil {
+		for _, t := range tmps {
+			os.Remove(t)
+		}
+	}
 	return &Store{dir: dir, lock: lf}, nil
 }
 
@@ -161,56 +166,12 @@ func (s *Store) Dir() string { return s.dir }
 // state.
 func (s *Store) Load() (*State, error) { return Read(s.dir) }
 
-// Save replaces the state file atomically and durably.
+// Save replaces the state file with st, atomically and durably (tools and
+// tests; the agent saves an Image, which re-encodes only what changed).
 func (s *Store) Save(st *State) error {
-	st.Version = Version
-	st.SavedAt = time.Now().UTC()
-	sort.Slice(st.Streams, func(i, j int) bool { return st.Streams[i].Key < st.Streams[j].Key })
-	sort.Slice(st.Runs, func(i, j int) bool { return st.Runs[i].ExternalID < st.Runs[j].ExternalID })
-	data, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encode state: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(s.dir, FileName), data, 0o600); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	return nil
-}
-
-// SaveEncoded replaces the state file with already-encoded stream and run
-// entries (each one JSON object as Save would encode it). The agent keeps
-// the encoding of every entry that did not change since the last save, so
-// a save costs what changed plus one write.
-func (s *Store) SaveEncoded(streams, runs [][]byte) error {
-	var b bytes.Buffer
-	b.Grow(64 + sumLen(streams) + sumLen(runs) + len(streams) + len(runs))
-	fmt.Fprintf(&b, `{"version":%d,"saved_at":%q,"streams":[`, Version, time.Now().UTC().Format(time.RFC3339Nano))
-	for i, e := range streams {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(e)
-	}
-	b.WriteString(`],"runs":[`)
-	for i, e := range runs {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.Write(e)
-	}
-	b.WriteString("]}")
-	if err := fsutil.WriteFileAtomic(filepath.Join(s.dir, FileName), b.Bytes(), 0o600); err != nil {
-		return fmt.Errorf("save state: %w", err)
-	}
-	return nil
-}
-
-func sumLen(bs [][]byte) int {
-	n := 0
-	for _, b := range bs {
-		n += len(b)
-	}
-	return n
+	im := NewImage(st, time.Time{})
+	im.changed = true
+	return s.SaveImage(im, time.Now(), true)
 }
 
 // Close releases the lock. It is safe to call twice, and on a nil Store.

@@ -1,15 +1,16 @@
 package checkpoint
 
 import (
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlop-ai/mlop-agent/event"
+	"github.com/mlop-ai/mlop-agent/internal/fsutil"
 )
 
 func TestRoundTrip(t *testing.T) {
@@ -25,7 +26,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 	want := &State{
 		Streams: []Stream{{
-			Key: "train:abc", Source: "train", Path: "/x/m.jsonl", Fingerprint: "abc", FingerLen: 1024,
+			Key: "train:abc", Source: "train", Path: "/x/m.jsonl", FileMark: event.FileMark{Fingerprint: "abc", FingerLen: 1024},
 			Pos: event.Position{Offset: 4096}, Line: 40, ParserState: []byte(`{"last":{"":40}}`),
 			Sent: map[string]Mark{"run-a": {Pos: event.Position{Offset: 5000}, Index: 1}},
 		}},
@@ -102,31 +103,124 @@ func TestMarkLess(t *testing.T) {
 	}
 }
 
-func TestSaveEncoded(t *testing.T) {
+// TestImage: entries put into an image are what the state file holds;
+// only changed entries are re-encoded; nothing is written when nothing
+// changed; done streams older than the cut-off are dropped on load.
+func TestImage(t *testing.T) {
 	dir := t.TempDir()
 	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	a, _ := json.Marshal(Stream{Key: "a", Pos: event.Position{Offset: 7}})
-	b, _ := json.Marshal(Stream{Key: "b"})
-	r, _ := json.Marshal(Run{ExternalID: "x", RunID: 3})
-	if err := s.SaveEncoded([][]byte{a, b}, [][]byte{r}); err != nil {
+	old := time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+	im := NewImage(&State{Streams: []Stream{
+		{Key: "gone", Done: true, Updated: old},
+		{Key: "kept", Done: true, Updated: time.Now()},
+	}}, time.Now().Add(-time.Hour))
+	im.PutStream(Stream{Key: "b", Pos: event.Position{Offset: 7}, FileMark: event.FileMark{Fingerprint: "ff", FingerLen: 3, Marker: "mm", MarkerLen: 2}})
+	im.PutStream(Stream{Key: "a"})
+	im.PutRun(Run{ExternalID: "x", Project: "p", RunID: 3})
+	if err := s.SaveImage(im, time.Now(), false); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Streams) != 2 || got.Streams[0].Pos.Offset != 7 || len(got.Runs) != 1 || got.Runs[0].RunID != 3 {
-		t.Errorf("got %+v", got)
+	var keys []string
+	for _, st := range got.Streams {
+		keys = append(keys, st.Key)
 	}
-	if err := s.SaveEncoded(nil, nil); err != nil {
+	if strings.Join(keys, ",") != "a,b,kept" || len(got.Runs) != 1 || got.Runs[0].RunID != 3 {
+		t.Fatalf("got %+v", got)
+	}
+	if b := got.Streams[1]; b.Pos.Offset != 7 || b.Fingerprint != "ff" || b.MarkerLen != 2 {
+		t.Errorf("stream b = %+v", b)
+	}
+	// The file marks are stored inline, as before the FileMark type.
+	raw, _ := os.ReadFile(filepath.Join(dir, FileName))
+	if !strings.Contains(string(raw), `"fingerprint":"ff","finger_len":3,"marker":"mm","marker_len":2`) {
+		t.Errorf("state file layout changed: %s", raw)
+	}
+	// Nothing changed: nothing is written.
+	fi0, _ := os.Stat(filepath.Join(dir, FileName))
+	if err := s.SaveImage(im, time.Now().Add(time.Hour), false); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.Load(); err != nil || len(got.Streams) != 0 {
-		t.Errorf("empty save: %+v, %v", got, err)
+	if fi1, _ := os.Stat(filepath.Join(dir, FileName)); !fi1.ModTime().Equal(fi0.ModTime()) {
+		t.Error("an unchanged image was written")
+	}
+	// One changed entry is re-encoded, the others keep their bytes.
+	encA := im.streams.m["a"].enc
+	im.PutStream(Stream{Key: "b", Pos: event.Position{Offset: 9}})
+	if im.streams.m["b"].enc != nil || &im.streams.m["a"].enc[0] != &encA[0] {
+		t.Error("put must drop only the changed entry's encoding")
+	}
+	if err := s.SaveImage(im, time.Now(), false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Load(); got.Streams[1].Pos.Offset != 9 {
+		t.Errorf("after a change: %+v", got.Streams[1])
+	}
+}
+
+// TestCrashAtEverySaveStep: a process killed at any step of a save (before
+// the temporary file is written, after it is written but not synced, synced
+// but not renamed, renamed but the directory not synced) leaves a state
+// file that reads as the old state or the new one, never a broken one; the
+// next Open removes the leftover temporary file.
+func TestCrashAtEverySaveStep(t *testing.T) {
+	oldState := &State{Streams: []Stream{{Key: "s", Pos: event.Position{Offset: 100}}}}
+	newState := &State{Streams: []Stream{{Key: "s", Pos: event.Position{Offset: 200}}}}
+	for _, step := range fsutil.AtomicSteps {
+		t.Run(step, func(t *testing.T) {
+			dir := t.TempDir()
+			s, err := Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Save(oldState); err != nil {
+				t.Fatal(err)
+			}
+			killed := errors.New("killed")
+			s.step = func(name string) error {
+				if name == step {
+					return killed
+				}
+				return nil
+			}
+			if err := s.Save(newState); !errors.Is(err, killed) {
+				t.Fatalf("save = %v, want the simulated kill at %s", err, step)
+			}
+			s.Close()
+			got, err := Read(dir)
+			if err != nil {
+				t.Fatalf("after a crash at %s the state is unreadable: %v", step, err)
+			}
+			off := got.Streams[0].Pos.Offset
+			// Before the rename the old state stands; from the rename on,
+			// the new one.
+			want := int64(100)
+			if step == "syncdir" {
+				want = 200
+			}
+			if off != want {
+				t.Errorf("after a crash at %s the offset is %d, want %d", step, off, want)
+			}
+			s, err = Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			left, _ := filepath.Glob(filepath.Join(dir, fsutil.TempPrefix(FileName)+"*"))
+			if len(left) != 0 {
+				t.Errorf("temporary files left after Open: %v", left)
+			}
+			if err := s.Save(newState); err != nil {
+				t.Fatalf("the next save: %v", err)
+			}
+		})
 	}
 }
 

@@ -125,3 +125,23 @@ type RunInfo struct {
 	Tags       []string       // initial tags
 	Config     map[string]any // initial config
 }
+
+// FileMark identifies one generation of a line file and a place in it,
+// without its name: the hash of its first FingerLen bytes (the
+// fingerprint; FingerLen is the file's length while it is shorter than the
+// configured size, and the identity is prefix-matched as it grows), and
+// the hash of the MarkerLen bytes just before an offset (the marker), which
+// tells a file that still holds what was read from one rewritten under the
+// same name and first bytes. The watcher computes it, the agent's ledger
+// carries it from a read chunk to its commit, the checkpoint stores it and
+// the watcher checks it on restart: one value, never copied field by field.
+type FileMark struct {
+	Fingerprint string `json:"fingerprint,omitempty"`
+	FingerLen   int    `json:"finger_len,omitempty"`
+	Marker      string `json:"marker,omitempty"`
+	MarkerLen   int    `json:"marker_len,omitempty"`
+}
+
+// IsZero reports whether the mark holds nothing (a stream that is not a
+// line file).
+func (m FileMark) IsZero() bool { return m == FileMark{} }

@@ -88,16 +88,13 @@ func (o *Options) defaults() {
 
 // Known is what the checkpoint remembers of a stream.
 type Known struct {
-	Key         string
-	Path        string
-	RunPath     string
-	Fingerprint string
-	FingerLen   int
-	Offset      int64
-	Line        int64
-	Marker      string
-	MarkerLen   int
-	Done        bool
+	Key     string
+	Path    string
+	RunPath string
+	File    event.FileMark // identity, and the marker before Offset
+	Offset  int64
+	Line    int64
+	Done    bool
 
 	// displaced is set once another file has been seen at Path: the
 	// stream can then only continue under another name.
@@ -116,16 +113,13 @@ type StreamInfo struct {
 
 // Chunk is a run of complete lines of one stream, in file order.
 type Chunk struct {
-	Key         string
-	Path        string
-	Records     []event.Record // Data valid only during the StreamChunk call
-	End         int64          // offset after the last record
-	Line        int64          // lines up to End
-	Marker      string         // hash of the MarkerLen bytes before End
-	MarkerLen   int
-	Fingerprint string
-	FingerLen   int
-	Size        int64 // file size when read
+	Key     string
+	Path    string
+	Records []event.Record // Data valid only during the StreamChunk call
+	End     int64          // offset after the last record
+	Line    int64          // lines up to End
+	File    event.FileMark // the file's fingerprint, and the marker of the bytes before End
+	Size    int64          // file size when read
 }
 
 // notifiedRescan is how many poll intervals pass between rescans while
@@ -169,11 +163,9 @@ type stream struct {
 	rd      *lineReader
 	size    int64
 
-	fp    string
-	fpLen int
-
-	marker    string
-	markerLen int
+	// mark is the file's identity (fingerprint of its first bytes) and the
+	// marker of the bytes before the read position.
+	mark event.FileMark
 
 	mtime      time.Time // modification time at the last check
 	dirty      bool
@@ -479,7 +471,7 @@ func (t *Tailer) handleNotice(ctx context.Context, n notice) error {
 			// position; the path's identity is re-checked by the next
 			// rescan and on every create, rename or removal notice.
 			if fi, err := s.f.Stat(); err == nil && fi.Size() >= s.rd.readPos() {
-				if same, err := s.rd.unchanged(s.marker, s.markerLen); err == nil && same {
+				if same, err := s.rd.unchanged(s.mark.Marker, s.mark.MarkerLen); err == nil && same {
 					s.size, s.mtime = fi.Size(), fi.ModTime()
 					s.dirty = true
 					return nil
@@ -626,7 +618,7 @@ func (t *Tailer) discover(ctx context.Context, path string) (*stream, error) {
 		t.log.Warn("cannot read file", "path", path, "error", err)
 		return nil, nil
 	}
-	s := &stream{path: path, runPath: path, f: f, id: id, size: size, mtime: fi.ModTime(), fp: fp, fpLen: fpLen, lastActive: t.now()}
+	s := &stream{path: path, runPath: path, f: f, id: id, size: size, mtime: fi.ModTime(), mark: event.FileMark{Fingerprint: fp, FingerLen: fpLen}, lastActive: t.now()}
 	t.nopen++
 	var (
 		offset, line int64
@@ -638,7 +630,7 @@ func (t *Tailer) discover(ctx context.Context, path string) (*stream, error) {
 			s.runPath = k.Path
 		}
 		offset, line, resumed = k.Offset, k.Line, true
-		s.marker, s.markerLen = k.Marker, k.MarkerLen
+		s.mark.Marker, s.mark.MarkerLen = k.File.Marker, k.File.MarkerLen
 		delete(t.known, k.Key)
 		if k.Path != path {
 			t.log.Info("resuming renamed file", "source", t.opts.Source, "path", path, "was", k.Path, "offset", offset)
@@ -681,10 +673,10 @@ func (t *Tailer) matchKnown(f *os.File, path string, size int64) *Known {
 			if k.Offset > size {
 				continue
 			}
-			if ok, _ := prefixMatches(f, k.Fingerprint, k.FingerLen); !ok {
+			if ok, _ := prefixMatches(f, k.File.Fingerprint, k.File.FingerLen); !ok {
 				continue
 			}
-			if ok, _ := markerMatches(f, k.Offset, k.Marker, k.MarkerLen); !ok {
+			if ok, _ := markerMatches(f, k.Offset, k.File.Marker, k.File.MarkerLen); !ok {
 				continue
 			}
 			return k
@@ -707,18 +699,18 @@ func (t *Tailer) matchKnown(f *os.File, path string, size int64) *Known {
 	hashes := map[int]string{}
 	var moved []*Known
 	for _, k := range t.known {
-		if k.Path == path || k.Fingerprint == "" || k.FingerLen == 0 || k.FingerLen > int(size) || k.Offset > size {
+		if k.Path == path || k.File.Fingerprint == "" || k.File.FingerLen == 0 || k.File.FingerLen > int(size) || k.Offset > size {
 			continue
 		}
-		h, ok := hashes[k.FingerLen]
+		h, ok := hashes[k.File.FingerLen]
 		if !ok {
-			buf := make([]byte, k.FingerLen)
-			if n, err := f.ReadAt(buf, 0); n == k.FingerLen && (err == nil || errors.Is(err, io.EOF)) {
+			buf := make([]byte, k.File.FingerLen)
+			if n, err := f.ReadAt(buf, 0); n == k.File.FingerLen && (err == nil || errors.Is(err, io.EOF)) {
 				h = hashHex(buf)
 			}
-			hashes[k.FingerLen] = h
+			hashes[k.File.FingerLen] = h
 		}
-		if h != k.Fingerprint {
+		if h != k.File.Fingerprint {
 			continue
 		}
 		if k.displaced {
@@ -734,7 +726,7 @@ func (t *Tailer) matchKnown(f *os.File, path string, size int64) *Known {
 			continue
 		}
 		if kf, err := os.Open(k.Path); err == nil {
-			ok, _ := prefixMatches(kf, k.Fingerprint, k.FingerLen)
+			ok, _ := prefixMatches(kf, k.File.Fingerprint, k.File.FingerLen)
 			kf.Close()
 			if !ok || fi.Size() < k.Offset {
 				moved = append(moved, k)
@@ -767,7 +759,7 @@ func (t *Tailer) check(ctx context.Context, s *stream) error {
 		// the ones already read, or this is new content under the same
 		// name (a rewrite with different rows), whatever its size.
 		if f, _ := t.ensureOpen(s); f != nil {
-			if ok, err := s.rd.unchanged(s.marker, s.markerLen); err == nil && !ok {
+			if ok, err := s.rd.unchanged(s.mark.Marker, s.mark.MarkerLen); err == nil && !ok {
 				s.shrunkAt = time.Time{}
 				return t.rewritten(ctx, s)
 			}
@@ -779,7 +771,7 @@ func (t *Tailer) check(ctx context.Context, s *stream) error {
 		s.dirty = true
 	}
 	s.size, s.mtime = size, fi.ModTime()
-	if s.fpLen < t.opts.FingerprintBytes && int(size) > s.fpLen {
+	if s.mark.FingerLen < t.opts.FingerprintBytes && int(size) > s.mark.FingerLen {
 		return t.growFingerprint(ctx, s)
 	}
 	return nil
@@ -793,7 +785,7 @@ func (t *Tailer) growFingerprint(ctx context.Context, s *stream) error {
 	if err != nil || f == nil {
 		return err
 	}
-	ok, err := prefixMatches(f, s.fp, s.fpLen)
+	ok, err := prefixMatches(f, s.mark.Fingerprint, s.mark.FingerLen)
 	if err != nil {
 		return nil
 	}
@@ -802,7 +794,7 @@ func (t *Tailer) growFingerprint(ctx context.Context, s *stream) error {
 	}
 	n := min(int(s.size), t.opts.FingerprintBytes)
 	if fp, l, err := fingerprint(f, n); err == nil {
-		s.fp, s.fpLen = fp, l
+		s.mark.Fingerprint, s.mark.FingerLen = fp, l
 	}
 	return nil
 }
@@ -818,8 +810,8 @@ func (t *Tailer) shrunk(ctx context.Context, s *stream, size int64, force bool) 
 	// A file shorter than its fingerprint cannot be compared byte for
 	// byte; give it the benefit of the doubt and wait out the grace period.
 	samePrefix := !force
-	if !force && int(size) >= s.fpLen {
-		samePrefix, _ = prefixMatches(f, s.fp, s.fpLen)
+	if !force && int(size) >= s.mark.FingerLen {
+		samePrefix, _ = prefixMatches(f, s.mark.Fingerprint, s.mark.FingerLen)
 	}
 	now := t.now()
 	if samePrefix && (s.shrunkAt.IsZero() || now.Sub(s.shrunkAt) < t.opts.RewriteGrace) {
@@ -867,8 +859,8 @@ func (t *Tailer) replaced(ctx context.Context, s *stream) error {
 		fi, err := nf.Stat()
 		readPos := s.rd.readPos()
 		if err == nil && fi.Mode().IsRegular() && fi.Size() >= readPos && !s.rd.pending() {
-			okPrefix, _ := prefixMatches(nf, s.fp, s.fpLen)
-			okMarker, _ := markerMatches(nf, readPos, s.marker, s.markerLen)
+			okPrefix, _ := prefixMatches(nf, s.mark.Fingerprint, s.mark.FingerLen)
+			okMarker, _ := markerMatches(nf, readPos, s.mark.Marker, s.mark.MarkerLen)
 			if okPrefix && okMarker && readPos > 0 {
 				// Atomic replace with the same content plus more: keep
 				// reading the new file where the old one left off.
@@ -939,8 +931,8 @@ func (t *Tailer) drainSibling(ctx context.Context, s *stream) {
 			f.Close()
 			continue
 		}
-		okPrefix, _ := prefixMatches(f, s.fp, s.fpLen)
-		okMarker, _ := markerMatches(f, s.rd.pos, s.marker, s.markerLen)
+		okPrefix, _ := prefixMatches(f, s.mark.Fingerprint, s.mark.FingerLen)
+		okMarker, _ := markerMatches(f, s.rd.pos, s.mark.Marker, s.mark.MarkerLen)
 		if !okPrefix || !okMarker {
 			f.Close()
 			continue
@@ -1007,14 +999,14 @@ func (t *Tailer) readChunk(ctx context.Context, s *stream, final bool) (int64, e
 	}
 	s.lastActive = t.now()
 	if res.markerLen > 0 {
-		s.marker, s.markerLen = res.marker, res.markerLen
+		s.mark.Marker, s.mark.MarkerLen = res.marker, res.markerLen
 	}
 	// The size is refreshed by checks and rescans; a read cannot end
 	// beyond it.
 	s.size = max(s.size, res.end)
 	c := &Chunk{
 		Key: s.key, Path: s.path, Records: res.recs, End: res.end, Line: res.line,
-		Marker: s.marker, MarkerLen: s.markerLen, Fingerprint: s.fp, FingerLen: s.fpLen, Size: s.size,
+		File: s.mark, Size: s.size,
 	}
 	if err := t.h.StreamChunk(ctx, c); err != nil {
 		return 0, err
@@ -1094,8 +1086,8 @@ func (t *Tailer) closeStream(ctx context.Context, s *stream, reason string) erro
 	// reads each file once and needs no memory of them.
 	if t.opts.Follow {
 		t.known[s.key] = &Known{
-			Key: s.key, Path: s.path, RunPath: s.runPath, Fingerprint: s.fp, FingerLen: s.fpLen,
-			Offset: s.rd.pos, Line: s.rd.line, Marker: s.marker, MarkerLen: s.markerLen, Done: true,
+			Key: s.key, Path: s.path, RunPath: s.runPath, File: s.mark,
+			Offset: s.rd.pos, Line: s.rd.line, Done: true,
 		}
 	}
 	return t.h.StreamClosed(ctx, s.key, reason)

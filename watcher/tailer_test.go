@@ -275,8 +275,8 @@ func TestResumeKnown(t *testing.T) {
 		t.Fatal(err)
 	}
 	last := c.chunks[len(c.chunks)-1]
-	known := Known{Key: last.Key, Path: path, Fingerprint: last.Fingerprint, FingerLen: last.FingerLen,
-		Offset: last.End, Line: last.Line, Marker: last.Marker, MarkerLen: last.MarkerLen}
+	known := Known{Key: last.Key, Path: path, File: last.File,
+		Offset: last.End, Line: last.Line}
 
 	appendTo(t, path, joinLines(lines("a", 10, 15)))
 	tl, _ = New(Options{Source: "s", Include: []string{path}})
@@ -322,8 +322,8 @@ func TestResumeRenamedWhileDown(t *testing.T) {
 	c := newCollector()
 	tl.Run(context.Background(), nil, c)
 	last := c.chunks[len(c.chunks)-1]
-	known := Known{Key: last.Key, Path: path, Fingerprint: last.Fingerprint, FingerLen: last.FingerLen,
-		Offset: last.End, Line: last.Line, Marker: last.Marker, MarkerLen: last.MarkerLen}
+	known := Known{Key: last.Key, Path: path, File: last.File,
+		Offset: last.End, Line: last.Line}
 	appendTo(t, path, joinLines(lines("a", 10, 12)))
 	os.Rename(path, path+".1")
 	appendTo(t, path, joinLines(lines("b", 0, 3)))
@@ -497,8 +497,8 @@ func TestCopyIsItsOwnStream(t *testing.T) {
 	c := newCollector()
 	tl.Run(context.Background(), nil, c)
 	last := c.chunks[len(c.chunks)-1]
-	known := Known{Key: last.Key, Path: a, Fingerprint: last.Fingerprint, FingerLen: last.FingerLen,
-		Offset: last.End, Line: last.Line, Marker: last.Marker, MarkerLen: last.MarkerLen, Done: true}
+	known := Known{Key: last.Key, Path: a, File: last.File,
+		Offset: last.End, Line: last.Line, Done: true}
 	data, _ := os.ReadFile(a)
 	os.WriteFile(filepath.Join(dir, "b.jsonl"), data, 0o644)
 	tl, _ = New(Options{Source: "s", Include: []string{dir + "/*.jsonl"}})

@@ -1,32 +1,34 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/mlop-ai/mlop-agent/agent"
+	"github.com/mlop-ai/mlop-agent/event"
+	"github.com/mlop-ai/mlop-agent/sink"
 	"github.com/mlop-ai/mlop-agent/sink/mlop"
 )
 
-// dryClient is the agent.Client of --dry-run: it prints every request the
-// agent would send, one JSON object per line, and sends nothing. Run ids
-// are invented (1, 2, ...).
-type dryClient struct {
+// drySink is the sink.Sink of --dry-run: it builds every request exactly as
+// the mlop sink would (its batches and names come from sink/mlop), prints
+// each as one JSON object per line, and sends nothing. Run ids are
+// invented (1, 2, ...).
+type drySink struct {
 	mu     sync.Mutex
 	w      io.Writer
 	nextID atomic.Int64
 	ids    map[string]int64
 }
 
-var _ agent.Client = (*dryClient)(nil)
+var _ sink.Sink = (*drySink)(nil)
 
-func newDryClient(w io.Writer) *dryClient { return &dryClient{w: w, ids: map[string]int64{}} }
+func newDrySink(w io.Writer) *drySink { return &drySink{w: w, ids: map[string]int64{}} }
 
-func (d *dryClient) emit(v map[string]any) {
+func (d *drySink) emit(v map[string]any) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return
@@ -36,83 +38,83 @@ func (d *dryClient) emit(v map[string]any) {
 	d.w.Write(append(b, '\n'))
 }
 
-func (d *dryClient) Login(context.Context) (string, error) { return "dry-run", nil }
+func (d *drySink) Limits() sink.Limits { return mlop.ServerLimits }
 
-func (d *dryClient) CreateRun(_ context.Context, spec mlop.CreateRun) (mlop.Run, error) {
-	d.mu.Lock()
-	id, ok := d.ids[spec.ProjectName+"\x00"+spec.ExternalID]
-	if !ok {
-		id = d.nextID.Add(1)
-		d.ids[spec.ProjectName+"\x00"+spec.ExternalID] = id
-	}
-	d.mu.Unlock()
-	req := map[string]any{"request": "POST /api/runs/create", "runName": spec.RunName, "projectName": spec.ProjectName,
-		"externalId": spec.ExternalID, "config": spec.Config, "tags": spec.Tags, "createdAt": spec.CreatedAt, "dry_run_id": id}
-	if spec.ForkRunID != 0 {
-		req["forkRunId"], req["forkStep"] = spec.ForkRunID, spec.ForkStep
-	}
-	d.emit(req)
-	return mlop.Run{ID: id, Resumed: ok}, nil
+func (d *drySink) Names(ev *event.Event, dst []sink.Name) []sink.Name { return mlop.Names(ev, dst) }
+
+func (d *drySink) NewBatch(ep sink.Endpoint, l sink.BatchLimits) sink.Batch {
+	return mlop.NewBatch(ep, l)
 }
 
-func (d *dryClient) UpdateStatus(_ context.Context, runID int64, status string, at int64) error {
+func (d *drySink) Login(context.Context) (string, error) { return "dry-run", nil }
+
+func (d *drySink) CreateRun(_ context.Context, spec sink.RunSpec) (sink.Run, error) {
+	d.mu.Lock()
+	id, ok := d.ids[spec.Project+"\x00"+spec.ExternalID]
+	if !ok {
+		id = d.nextID.Add(1)
+		d.ids[spec.Project+"\x00"+spec.ExternalID] = id
+	}
+	d.mu.Unlock()
+	req := map[string]any{"request": "POST /api/runs/create", "runName": spec.Name, "projectName": spec.Project,
+		"externalId": spec.ExternalID, "config": spec.Config, "tags": spec.Tags, "createdAt": spec.CreatedAt, "dry_run_id": id}
+	if spec.ForkOf != 0 {
+		req["forkRunId"], req["forkStep"] = spec.ForkOf, spec.ForkStep
+	}
+	d.emit(req)
+	return sink.Run{ID: id, Resumed: ok}, nil
+}
+
+func (d *drySink) SetStatus(_ context.Context, runID int64, status string, at int64) error {
 	d.emit(map[string]any{"request": "POST /api/runs/status/update", "runId": runID, "status": status, "statusUpdated": at})
 	return nil
 }
 
-func (d *dryClient) AddLogNames(_ context.Context, runID int64, logType string, names []string) error {
-	d.emit(map[string]any{"request": "POST /api/runs/logName/add", "runId": runID, "logType": logType, "logName": names})
+func (d *drySink) AddNames(_ context.Context, runID int64, names []sink.Name) error {
+	byKind := map[string][]string{}
+	var kinds []string
+	for _, n := range names {
+		if _, ok := byKind[n.Kind]; !ok {
+			kinds = append(kinds, n.Kind)
+		}
+		byKind[n.Kind] = append(byKind[n.Kind], n.Name)
+	}
+	for _, k := range kinds {
+		d.emit(map[string]any{"request": "POST /api/runs/logName/add", "runId": runID, "logType": k, "logName": byKind[k]})
+	}
 	return nil
 }
 
-func (d *dryClient) UpdateTags(_ context.Context, runID int64, tags []string) error {
+func (d *drySink) SetTags(_ context.Context, runID int64, tags []string) error {
 	d.emit(map[string]any{"request": "POST /api/runs/tags/update", "runId": runID, "tags": tags})
 	return nil
 }
 
-func (d *dryClient) UpdateConfig(_ context.Context, runID int64, cfg map[string]any) error {
+func (d *drySink) MergeConfig(_ context.Context, runID int64, cfg map[string]any) error {
 	d.emit(map[string]any{"request": "POST /api/runs/config/update", "runId": runID, "config": cfg})
 	return nil
 }
 
-func (d *dryClient) Trigger(context.Context, int64) (string, error) { return "RUNNING", nil }
+func (d *drySink) Heartbeat(context.Context, int64) (string, error) { return "RUNNING", nil }
 
-func (d *dryClient) ndjson(path string, runID int64, project string, body []byte) {
+func (d *drySink) Send(_ context.Context, runID int64, project string, b sink.Batch) error {
+	mb := b.(*mlop.Batch)
+	if b.Endpoint() == sink.Files {
+		files, err := mb.FileMetas()
+		if err != nil {
+			return err
+		}
+		d.emit(map[string]any{"request": "POST /files", "X-Run-Id": runID, "X-Project-Name": project, "files": files})
+		for _, f := range files {
+			d.emit(map[string]any{"request": "PUT dry-run://" + f.LogName + "/" + f.FileName, "bytes": f.FileSize,
+				"contentType": mlop.ContentType(f.FileName)})
+		}
+		return nil
+	}
 	var lines []json.RawMessage
-	for _, l := range bytes.Split(bytes.TrimSuffix(body, []byte("\n")), []byte("\n")) {
+	for _, l := range strings.Split(strings.TrimSuffix(string(mb.Lines()), "\n"), "\n") {
 		lines = append(lines, json.RawMessage(l))
 	}
-	d.emit(map[string]any{"request": "POST " + path, "X-Run-Id": runID, "X-Project-Name": project, "lines": lines})
-}
-
-func (d *dryClient) SendMetrics(_ context.Context, runID int64, project string, body []byte, _ int) error {
-	d.ndjson("/ingest/metrics", runID, project, body)
-	return nil
-}
-
-func (d *dryClient) SendData(_ context.Context, runID int64, project string, body []byte, _ int) error {
-	d.ndjson("/ingest/data", runID, project, body)
-	return nil
-}
-
-func (d *dryClient) SendLogs(_ context.Context, runID int64, project string, body []byte, _ int) error {
-	d.ndjson("/ingest/logs", runID, project, body)
-	return nil
-}
-
-func (d *dryClient) RequestUploads(_ context.Context, runID int64, project string, files []mlop.FileMeta) (map[string]map[string]string, error) {
-	out := map[string]map[string]string{}
-	for _, f := range files {
-		if out[f.LogName] == nil {
-			out[f.LogName] = map[string]string{}
-		}
-		out[f.LogName][f.FileName] = "dry-run://" + f.LogName + "/" + f.FileName
-	}
-	d.emit(map[string]any{"request": "POST /files", "X-Run-Id": runID, "X-Project-Name": project, "files": files})
-	return out, nil
-}
-
-func (d *dryClient) PutFile(_ context.Context, url string, _ io.ReaderAt, size int64, contentType string) error {
-	d.emit(map[string]any{"request": "PUT " + url, "bytes": size, "contentType": contentType})
+	d.emit(map[string]any{"request": "POST /ingest/" + b.Endpoint().String(), "X-Run-Id": runID, "X-Project-Name": project, "lines": lines})
 	return nil
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/mlop-ai/mlop-agent/agent"
 	"github.com/mlop-ai/mlop-agent/config"
 	"github.com/mlop-ai/mlop-agent/internal/fsutil"
+	"github.com/mlop-ai/mlop-agent/sink"
+	"github.com/mlop-ai/mlop-agent/sink/mlop"
 )
 
 // importKinds are the formats `import` reads.
@@ -183,9 +185,9 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	startPprof(log)
-	var client agent.Client
+	var client sink.Sink
 	if *dryRun {
-		client = newDryClient(stdout)
+		client = newDrySink(stdout)
 	} else {
 		if err := cfg.Server.RequireAPIKey(); err != nil {
 			return fmt.Errorf("%w: %v", errConfig, err)
@@ -195,7 +197,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("%w: %v", errConfig, err)
 		}
 		defer c.Close()
-		client = c
+		client = mlop.NewSink(c)
 	}
 	opts := agent.FromConfig(cfg, false, log)
 	opts.DryRun = *dryRun

@@ -234,17 +234,17 @@ func runAgent(ctx context.Context, f agentFlags, follow bool, stdout, stderr io.
 	}
 	start := time.Now()
 	for {
-		var client agent.Client
+		var client sink.Sink
 		var closeClient func()
 		if f.dryRun {
-			client, closeClient = newDryClient(stdout), func() {}
+			client, closeClient = newDrySink(stdout), func() {}
 		} else {
 			onReq, onRetry := clientHooks(tel, ready)
 			c, err := newClient(cfg, log, onReq, onRetry)
 			if err != nil {
 				return fmt.Errorf("%w: %v", errConfig, err)
 			}
-			client, closeClient = c, c.Close
+			client, closeClient = mlop.NewSink(c), c.Close
 		}
 		opts := agent.FromConfig(cfg, follow, log)
 		opts.DryRun = f.dryRun

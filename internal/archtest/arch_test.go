@@ -80,6 +80,10 @@ func TestImportRules(t *testing.T) {
 					t.Errorf("%s imports %s", me, them)
 				case them == "internal/mlopfake" && top(p.ImportPath) != "cmd" && !strings.HasPrefix(me, "internal/"):
 					t.Errorf("%s imports the test double internal/mlopfake", me)
+				case top(p.ImportPath) == "agent" && strings.HasPrefix(them, "sink/"):
+					// The agent speaks to trackers through sink.Sink only:
+					// no wire types, encoders or clients of one above sink/.
+					t.Errorf("%s imports %s: the agent sees trackers only through the sink.Sink seam", me, them)
 				}
 				continue
 			}
