@@ -81,7 +81,9 @@ func (a *Agent) runFor(src *sourceRT, ss *streamState, ev *event.Event) *runStat
 	if info.ExternalID != "" {
 		id = shortenID(info.ExternalID)
 	}
-	if info.Name != "" {
+	if info.Name != "" && src.cfg.RunName == "" {
+		// The format names the run, unless the source's run.name template
+		// says otherwise.
 		name = info.Name
 		if len(name) > maxIDLen {
 			name = name[:maxIDLen]
@@ -91,8 +93,12 @@ func (a *Agent) runFor(src *sourceRT, ss *streamState, ev *event.Event) *runStat
 	if ev.Kind == event.KindRun && ev.Info != nil {
 		r.mu.Lock()
 		if !r.created {
-			r.name = name
-			r.info = info
+			if info.Name != "" {
+				// A run event without a name attaches to a run another
+				// stream names (TensorBoard's folded sub-directories).
+				r.name = name
+				r.info = info
+			}
 			if info.CreatedAt > 0 {
 				r.createdAt = info.CreatedAt
 			}

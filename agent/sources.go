@@ -74,9 +74,10 @@ func (a *Agent) buildSources() ([]*sourceRT, error) {
 			return nil, fmt.Errorf("source %q: unknown format %q (known: %s)", s.Name, s.Format, strings.Join(parsers.Formats(), ", "))
 		}
 		rt.uploadRoots = a.uploadRoots(s)
-		if rt.stream != nil && strings.HasPrefix(s.Format, "neptune") {
-			// Neptune's inline files (base64 images) are written out under
-			// the state directory; those may be uploaded.
+		if rt.stream != nil && needsSpool(rt.stream, s.Format) {
+			// Content found inside the input (Neptune's base64 files,
+			// TensorBoard's images) is written out under the state
+			// directory; those files may be uploaded.
 			spool := filepath.Join(a.opts.StateDir, "spool", s.Name)
 			if rt.cfg.Params == nil {
 				rt.cfg.Params = map[string]string{}
@@ -94,6 +95,15 @@ func (a *Agent) buildSources() ([]*sourceRT, error) {
 		out = append(out, rt)
 	}
 	return out, nil
+}
+
+// needsSpool reports whether a stream format writes files to the spool_dir
+// parameter (parsers.Spooler). The Neptune formats predate that interface.
+func needsSpool(sf parsers.StreamFormat, format string) bool {
+	if sp, ok := sf.(parsers.Spooler); ok {
+		return sp.Spools()
+	}
+	return strings.HasPrefix(format, "neptune")
 }
 
 // applyPreset expands a preset format name (lightning, keras, yolo, sb3,
@@ -218,7 +228,7 @@ func (s *sourceRT) parserOptions(path string) parsers.Options {
 	return parsers.Options{
 		Source: s.cfg.Name, Path: path, StepField: s.cfg.StepField, TimeField: s.cfg.TimeField,
 		RunField: s.cfg.RunField, MaxRecordBytes: a.opts.Watch.MaxLineBytes, StepMultiplier: s.cfg.StepMultiplier,
-		Params: s.cfg.Params, Now: a.now,
+		Params: s.cfg.Params, Now: a.now, Follow: a.opts.Follow,
 		OnSkip: func(reason string) {
 			a.stats.skip(reason)
 			a.tel.ValueSkipped(s.cfg.Name, reason)
@@ -451,13 +461,12 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 						return
 					}
 				}
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
+				sl := &slot{sem: sem}
+				if sl.acquire(ctx) != nil {
 					return
 				}
-				defer func() { <-sem }()
-				if err := s.readStream(ctx, info, ss); err != nil && !errors.Is(err, context.Canceled) {
+				defer sl.release()
+				if err := s.readStream(ctx, info, ss, sl); err != nil && !errors.Is(err, context.Canceled) {
 					s.log.Error("stream failed; the other streams go on", "path", info.Path, "key", info.Key, "error", err)
 					s.a.stats.badRecord("stream_failed")
 					s.a.tel.RecordRejected(s.cfg.Name, "stream_failed")
@@ -573,8 +582,36 @@ func pathSignature(path string) string {
 	return fmt.Sprintf("stat:%016x", h.Sum64())
 }
 
+// slot is a stream's share of Options.Parallel. A followed stream gives it
+// back while it waits for new data, so that more streams than Parallel can
+// be followed (a TensorBoard run with sub-directories is several).
+type slot struct {
+	sem  chan struct{}
+	held bool
+}
+
+func (sl *slot) acquire(ctx context.Context) error {
+	if sl.held {
+		return nil
+	}
+	select {
+	case sl.sem <- struct{}{}:
+		sl.held = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (sl *slot) release() {
+	if sl.held {
+		<-sl.sem
+		sl.held = false
+	}
+}
+
 // readStream reads one stream of a stream format.
-func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *streamState) error {
+func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *streamState, sl *slot) error {
 	ss.mu.Lock()
 	resume, state := ss.committed.Pos, ss.committed.ParserState
 	ss.mu.Unlock()
@@ -626,12 +663,16 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, ss *
 				}
 				return nil
 			}
+			sl.release()
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-s.a.finishCh:
 				finishedNow = true // read what is there now, then stop
 			case <-time.After(poll):
+			}
+			if err := sl.acquire(ctx); err != nil {
+				return err
 			}
 		default:
 			return err
