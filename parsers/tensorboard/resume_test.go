@@ -432,3 +432,34 @@ func TestParams(t *testing.T) {
 		t.Error("knownParams")
 	}
 }
+
+// TestFoldedLaneResumes: a folded sub-directory opened again with its
+// state (its role decided) attaches to its parent's run again first.
+func TestFoldedLaneResumes(t *testing.T) {
+	dir := t.TempDir()
+	fv := tbtest.FileVersion(wall0)
+	writeEvents(t, dir, "r/events.out.tfevents.1.h", fv, tbtest.Scalar(wall0, 1, "loss", 1))
+	writeEvents(t, dir, "r/loss_val/events.out.tfevents.2.h", fv, tbtest.Scalar(wall0, 1, "loss", 2), tbtest.Scalar(wall0, 2, "loss", 3))
+	f := New()
+	infos, _ := f.Discover(dir)
+	var sub parsers.StreamInfo
+	for _, in := range infos {
+		if in.Parent != "" {
+			sub = in
+		}
+	}
+	f.chunkEvents = 2
+	first := readFirstChunks(t, f, sub, 1)
+	if len(first.events) != 2 || first.events[0].Kind != event.KindRun || first.events[0].Info.Name != "" ||
+		first.events[0].Info.ExternalID != sub.Parent {
+		t.Fatalf("first chunk %+v", first.events)
+	}
+	f.chunkEvents = 1
+	st, _ := f.Open(sub, first.end, first.state, testOpts(t, nil))
+	defer st.Close()
+	evs, _, _ := drain(t, st)
+	if len(evs) != 2 || evs[0].Kind != event.KindRun || evs[0].Info.ExternalID != sub.Parent || evs[0].Info.Name != "" ||
+		evs[1].Points[0].Name != "loss/val" || evs[1].Step != 2 {
+		t.Fatalf("resumed: %+v", evs)
+	}
+}

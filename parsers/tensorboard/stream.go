@@ -136,7 +136,9 @@ func (s *stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, er
 	if !s.opened {
 		s.opened = true
 		s.scanHeads()
-		if s.st.Role == roleRun || s.st.Role == roleUnfolded {
+		if s.st.Role != roleUndecided {
+			// Also a folded lane resumed with its role decided: its events
+			// need the run event to attach to its parent's run.
 			s.emitRun()
 		}
 		s.checkYAML()
