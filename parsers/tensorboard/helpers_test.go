@@ -218,3 +218,7 @@ func mergeConfig(evs []event.Event) map[string]any {
 var contextBG = context.Background()
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+func testOptsB(b *testing.B) parsers.Options {
+	return parsers.Options{Params: map[string]string{ParamSpoolDir: filepath.Join(b.TempDir(), "spool")}}
+}

@@ -36,8 +36,8 @@ const hparamsPrefix = "_hparams_/"
 // consecutive records at the same step and millisecond.
 const maxMergedPoints = 64
 
-// maxInterned bounds the tag-name cache.
-const maxInterned = 1 << 14
+// maxInterned bounds the tag cache (a variable: tests lower it).
+var maxInterned = 1 << 14
 
 // mapper turns the records of one lane into events. It holds what later
 // records depend on (each tag's plugin, remembered from its first
@@ -57,45 +57,92 @@ type mapper struct {
 	hiding bool
 	hidden int64
 
-	evs      []event.Event
-	points   []event.Point // arena for the points of evs
-	merge    int           // index in evs of a metrics event later records may join, or -1
-	lastTime int64
-	intern   map[string]string
-	warn     *warnBuf
-	file     string // the file being read, for warnings
+	evs    []event.Event
+	points []event.Point // arena for the points of evs
+	// merge is the index in evs of a metrics event later records may
+	// join, or -1. Its points are the arena's tail from mergeStart; its
+	// Points field is set when the merge ends (endMerge), not at every
+	// join (a pointer write each, with GC barriers).
+	merge      int
+	mergeStart int
+	lastTime   int64
+	tags       map[string]*tagInfo
+	warn       *warnBuf
+	file       string // the file being read, for warnings
 
 	// Scratch reused between records.
 	rv      rawEvent
+	val     rawValue
 	scratch []event.Point
-	tensor  rawTensor
-	hist    histo
-	img     image
-	nums    []float64
+	// scratchTags parallels scratch; recGen and evGen stamp tags (see
+	// tagInfo).
+	scratchTags   []*tagInfo
+	recGen, evGen uint64
+	tensor        rawTensor
+	hist          histo
+	img           image
+	nums          []float64
 }
 
 func newMapper(st *laneState, lane *laneInfo, sp *spooler, now func() int64, warn *warnBuf) *mapper {
-	return &mapper{st: st, lane: lane, spool: sp, now: now, warn: warn, merge: -1, intern: map[string]string{}}
+	return &mapper{st: st, lane: lane, spool: sp, now: now, warn: warn, merge: -1, tags: map[string]*tagInfo{}}
 }
 
 // reset starts a new chunk's events; the arena is reused (the agent is
 // done with the previous chunk's events when it asks for the next).
 func (m *mapper) reset(dst []event.Event) {
+	m.endMerge()
 	m.evs = dst[:0]
 	m.points = m.points[:0]
+}
+
+// endMerge closes the metrics event records were joining.
+func (m *mapper) endMerge() {
+	if j := m.merge; j >= 0 && j < len(m.evs) {
+		n := len(m.points)
+		m.evs[j].Points = m.points[m.mergeStart:n:n]
+	}
 	m.merge = -1
 }
 
-// internBytes returns a shared string equal to b.
-func (m *mapper) internBytes(b []byte) string {
-	if s, ok := m.intern[string(b)]; ok {
-		return s
+// tagInfo is what the mapper knows of a tag, cached: its name as a shared
+// string, and its plugin once its first metadata was seen.
+type tagInfo struct {
+	name   string
+	metric string // the metric name (folding applied), once computed
+	plugin string
+	known  bool // plugin is from the tag's first metadata (st.Meta)
+	blank  bool // the tag is empty or white space
+	cached bool // held by the cache: one tagInfo per tag
+	// Stamps of the record and the metrics event the tag's point was last
+	// put in, to find a tag twice without comparing names.
+	inRecord, inEvent uint64
+}
+
+// tag returns the cached information of a tag, from st.Meta the first
+// time (a restored state).
+func (m *mapper) tag(b []byte) *tagInfo {
+	if ti, ok := m.tags[string(b)]; ok {
+		return ti
 	}
-	s := validString(b)
-	if len(m.intern) < maxInterned {
-		m.intern[s] = s
+	ti := &tagInfo{name: validString(b)}
+	ti.blank = strings.TrimSpace(ti.name) == ""
+	ti.plugin, ti.known = m.st.Meta[ti.name]
+	if len(m.tags) < maxInterned {
+		ti.cached = true
+		m.tags[ti.name] = ti
 	}
-	return s
+	return ti
+}
+
+// setPlugin records a tag's plugin from its first metadata (TensorBoard
+// keeps the first).
+func (m *mapper) setPlugin(ti *tagInfo, plugin string) {
+	if ti.known {
+		return
+	}
+	ti.plugin, ti.known = plugin, true
+	m.st.Meta[ti.name] = plugin
 }
 
 func validString(b []byte) string {
@@ -138,7 +185,7 @@ func (m *mapper) record(data []byte, pos event.Position, off int64) recordResult
 	ev := &m.rv
 	if err := decodeEvent(data, ev); err != nil {
 		m.warn.add(m.file, pos, off, ReasonCorrupt, err.Error())
-		m.merge = -1
+		m.endMerge()
 		return recordResult{summary: true}
 	}
 	var res recordResult
@@ -151,77 +198,103 @@ func (m *mapper) record(data []byte, pos event.Position, off int64) recordResult
 		}
 		return res
 	case evGraph, evMetaGraph, evRunMetadata:
-		m.merge = -1
+		m.endMerge()
 		m.warn.add(m.file, pos, off, ReasonGraph, kindName(ev.kind))
 		return recordResult{summary: true}
 	case evLogMessage:
-		m.merge = -1
+		m.endMerge()
 		m.warn.add(m.file, pos, off, ReasonUnsupported, "log_message (deprecated)")
 		return recordResult{summary: true}
 	}
 	res.summary = true
 	t := m.wallMS(ev.wall)
 	if ev.step < 0 {
-		m.merge = -1
+		m.endMerge()
 		m.warn.add(m.file, pos, off, ReasonBadStep, fmt.Sprintf("step %d is negative", ev.step))
 		return res
 	}
 	first := len(m.evs)
-	pts := m.scratch[:0]
+	pts, tis := m.scratch[:0], m.scratchTags[:0]
+	m.recGen++
 	split := false // the record gives more than one metrics event
-	err := eachValue(ev.summary, func(v *rawValue) error {
-		name, val, ok := m.value(v, ev.step, t, pos, off)
+	var err error
+	for rest, ok := ev.summary, true; ; {
+		rest, ok, err = nextValue(rest, &m.val)
+		if err != nil || !ok {
+			break
+		}
+		ti, val, ok := m.value(&m.val, ev.step, t, pos, off)
 		if !ok {
-			return nil
+			continue
 		}
 		if m.hides(ev.step) {
 			m.hidden++
-			return nil
+			continue
 		}
-		if hasPoint(pts, name) {
+		if m.seenIn(ti, pts, &ti.inRecord, m.recGen) {
 			// The same tag twice in one summary: a line of its own.
-			m.addMetrics(pts, pos, ev.step, t)
-			pts, split = pts[:0], true
+			m.addMetrics(pts, tis, pos, ev.step, t)
+			pts, tis, split = pts[:0], tis[:0], true
+			m.recGen++
+			ti.inRecord = m.recGen
 		}
-		pts = append(pts, event.Point{Name: name, Value: val})
-		return nil
-	})
-	m.scratch = pts[:0]
+		pts = append(pts, event.Point{Name: ti.metric, Value: val})
+		tis = append(tis, ti)
+	}
+	if cap(pts) != cap(m.scratch) || cap(tis) != cap(m.scratchTags) {
+		m.scratch, m.scratchTags = pts[:0], tis[:0] // grown
+	}
 	if err != nil {
 		m.warn.add(m.file, pos, off, ReasonCorrupt, err.Error())
 	}
 	if len(pts) == 0 {
 		if len(m.evs) > first || err != nil {
-			m.merge = -1
+			m.endMerge()
 		}
 		return res
 	}
 	pure := !split && err == nil && len(m.evs) == first
-	if j := m.merge; pure && j >= 0 && j == len(m.evs)-1 && m.evs[j].Step == ev.step && m.evs[j].Time == t && canJoin(m.evs[j].Points, pts) {
+	if j := m.merge; pure && j >= 0 && j == len(m.evs)-1 && m.evs[j].Step == ev.step && m.evs[j].Time == t && m.canJoin(j, pts, tis) {
 		// Join the previous record's metrics at the same step and
 		// millisecond: one line instead of one per tag, which is how the
 		// tags of one step usually arrive (one event each). Its points are
 		// the arena's tail.
-		n := len(m.evs[j].Points)
 		m.points = append(m.points, pts...)
-		m.evs[j].Points = m.points[len(m.points)-n-len(pts) : len(m.points) : len(m.points)]
 		m.evs[j].Pos = pos
+		for _, ti := range tis {
+			ti.inEvent = m.evGen
+		}
 		return res
 	}
-	m.addMetrics(pts, pos, ev.step, t)
+	m.addMetrics(pts, tis, pos, ev.step, t)
 	if pure {
-		m.merge = len(m.evs) - 1
-	} else {
-		m.merge = -1
+		m.merge, m.mergeStart = len(m.evs)-1, len(m.points)-len(pts)
 	}
 	return res
 }
 
-// addMetrics appends a metrics event with a copy of pts in the arena.
-func (m *mapper) addMetrics(pts []event.Point, pos event.Position, step, t int64) {
+// seenIn reports whether ti's point is among pts: by stamp when every tag
+// is cached (one tagInfo per tag), by name otherwise; it stamps ti.
+func (m *mapper) seenIn(ti *tagInfo, pts []event.Point, stamp *uint64, gen uint64) bool {
+	if !ti.cached {
+		return hasPoint(pts, ti.metric)
+	}
+	seen := *stamp == gen
+	*stamp = gen
+	return seen
+}
+
+// addMetrics appends a metrics event with a copy of pts in the arena; it
+// starts a new event stamp for the tags of its points.
+func (m *mapper) addMetrics(pts []event.Point, tis []*tagInfo, pos event.Position, step, t int64) {
+	m.endMerge()
 	m.points = append(m.points, pts...)
 	n := len(m.points)
 	m.evs = append(m.evs, event.Event{Kind: event.KindMetrics, Pos: pos, Step: step, Time: t, Points: m.points[n-len(pts) : n : n]})
+	m.evGen++
+	for _, ti := range tis {
+		ti.inEvent = m.evGen
+	}
 }
 
 func kindName(k eventKind) string {
@@ -245,12 +318,19 @@ func hasPoint(pts []event.Point, name string) bool {
 	return false
 }
 
-func canJoin(a, b []event.Point) bool {
-	if len(a)+len(b) > maxMergedPoints {
+// canJoin reports whether the points of a record (tis) can join metrics
+// event j: not too many, and none of its tags there already.
+func (m *mapper) canJoin(j int, pts []event.Point, tis []*tagInfo) bool {
+	a := m.points[m.mergeStart:] // the event's points so far
+	if len(a)+len(pts) > maxMergedPoints {
 		return false
 	}
-	for i := range b {
-		if hasPoint(a, b[i].Name) {
+	for i, ti := range tis {
+		if !ti.cached {
+			if hasPoint(a, pts[i].Name) {
+				return false
+			}
+		} else if ti.inEvent == m.evGen {
 			return false
 		}
 	}
@@ -260,70 +340,72 @@ func canJoin(a, b []event.Point) bool {
 // value maps one summary value. It returns ok with the metric name and
 // value for a scalar (the caller collects them), and emits every other kind
 // itself.
-func (m *mapper) value(v *rawValue, step, t int64, pos event.Position, off int64) (name string, val float64, ok bool) {
+func (m *mapper) value(v *rawValue, step, t int64, pos event.Position, off int64) (metric *tagInfo, val float64, ok bool) {
 	tagBytes := v.tag
 	if len(tagBytes) == 0 {
 		tagBytes = v.nodeName
 	}
-	plugin := ""
+	var ti *tagInfo
+	if len(tagBytes) > 0 {
+		ti = m.tag(tagBytes)
+	}
+	if ti == nil || ti.blank {
+		if v.kind != valNone {
+			m.warn.add(m.file, pos, off, ReasonBadValue, "a value without a tag")
+		}
+		return nil, 0, false
+	}
+	plugin := ti.plugin
 	if v.hasMeta {
 		pn, content, err := pluginData(v.meta)
 		if err != nil {
 			m.warn.add(m.file, pos, off, ReasonCorrupt, fmt.Sprintf("tag %q: %v", tagBytes, err))
-			return "", 0, false
+			return nil, 0, false
 		}
 		if string(pn) == pluginHParams {
 			m.hparams(tagBytes, content, pos, off, t)
-			return "", 0, false
+			return nil, 0, false
 		}
-		plugin = string(pn)
-		if _, seen := m.st.Meta[string(tagBytes)]; !seen && len(tagBytes) > 0 {
-			// TensorBoard keeps the first metadata of a tag.
-			m.st.Meta[validString(tagBytes)] = plugin
+		if !ti.known {
+			m.setPlugin(ti, string(pn))
 		}
-	}
-	if p, seen := m.st.Meta[string(tagBytes)]; seen {
-		plugin = p
+		plugin = ti.plugin
 	}
 	if plugin == pluginHParams {
 		// hparams values carry their data in the metadata, which a later
 		// value of the tag no longer has.
-		return "", 0, false
+		return nil, 0, false
 	}
-	if len(tagBytes) == 0 || strings.TrimSpace(string(tagBytes)) == "" {
-		if v.kind != valNone {
-			m.warn.add(m.file, pos, off, ReasonBadValue, "a value without a tag")
-		}
-		return "", 0, false
-	}
-	tag := m.internBytes(tagBytes)
+	tag := ti.name
 	switch v.kind {
 	case valNone:
 		// Metadata only (or nothing): no data.
-		return "", 0, false
+		return nil, 0, false
 	case valSimple:
-		return m.metricName(tag), float64(v.simple), true
+		m.metricName(ti)
+		return ti, float64(v.simple), true
 	case valHisto:
 		m.legacyHistogram(tag, v.body, step, t, pos, off)
-		return "", 0, false
+		return nil, 0, false
 	case valImage:
 		m.legacyImage(tag, v.body, step, t, pos, off)
-		return "", 0, false
+		return nil, 0, false
 	case valAudio:
 		m.warn.add(m.file, pos, off, ReasonAudio, "tag "+tag)
-		return "", 0, false
+		return nil, 0, false
 	case valOldHisto:
 		m.warn.add(m.file, pos, off, ReasonUnsupported, "tag "+tag+": obsolete_old_style_histogram")
-		return "", 0, false
+		return nil, 0, false
 	}
 	// A tensor: its plugin says what it is.
 	switch {
 	case plugin == pluginScalars || plugin == "":
 		x, ok := m.scalarTensor(tag, v.body, plugin, pos, off)
 		if !ok {
-			return "", 0, false
+			return nil, 0, false
 		}
-		return m.metricName(tag), x, true
+		m.metricName(ti)
+		return ti, x, true
 	case plugin == pluginText:
 		m.text(tag, v.body, step, t, pos, off)
 	case plugin == pluginHistograms:
@@ -343,20 +425,25 @@ func (m *mapper) value(v *rawValue, step, t int64, pos event.Position, off int64
 	default:
 		m.warn.add(m.file, pos, off, ReasonUnknownPlugin, "tag "+tag+" (plugin "+strconv.Quote(plugin)+")")
 	}
-	return "", 0, false
+	return nil, 0, false
 }
 
 // metricName applies add_scalars folding: the tag the sub-directory's
 // writer uses becomes <main_tag>/<key>; any other tag is prefixed with the
 // sub-directory's path so it cannot collide with the run's own.
-func (m *mapper) metricName(tag string) string {
-	if m.st.Role != roleScalars {
-		return tag
+func (m *mapper) metricName(ti *tagInfo) string {
+	if ti.metric != "" {
+		return ti.metric
 	}
-	if tag == m.st.FoldTag {
-		return m.st.FoldName
+	switch {
+	case m.st.Role != roleScalars:
+		ti.metric = ti.name
+	case ti.name == m.st.FoldTag:
+		ti.metric = m.st.FoldName
+	default:
+		ti.metric = m.lane.sub + "/" + ti.name
 	}
-	return m.lane.sub + "/" + tag
+	return ti.metric
 }
 
 // scalarTensor reads a one-element numeric tensor.
@@ -389,7 +476,7 @@ func (m *mapper) scalarTensor(tag string, body []byte, plugin string, pos event.
 
 // emit appends a non-metric event unless the purge hides its step.
 func (m *mapper) emit(ev event.Event) {
-	m.merge = -1
+	m.endMerge()
 	if m.hides(ev.Step) && ev.Kind != event.KindConfig {
 		m.hidden++
 		return
@@ -595,7 +682,7 @@ func (m *mapper) tensorImages(tag string, body []byte, step, t int64, pos event.
 
 func (m *mapper) image(tag string, data []byte, sample int, step, t int64, pos event.Position, off int64) {
 	if m.hides(step) {
-		m.merge = -1
+		m.endMerge()
 		m.hidden++
 		return
 	}

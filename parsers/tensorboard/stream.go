@@ -144,6 +144,7 @@ func (s *stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, er
 		s.checkYAML()
 	}
 	chunk := func(err error) (parsers.Chunk, error) {
+		m.endMerge()
 		c := parsers.Chunk{Events: m.evs, End: s.pos, Bytes: consumed}
 		if s.pos != start || len(m.evs) > 0 {
 			c.State = s.st.encode()
@@ -269,7 +270,7 @@ func (s *stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, er
 			s.pos = event.Position{Offset: s.pos.Offset, Seq: to}
 			s.rd.skipTo(to)
 			s.holdAt = event.Position{}
-			s.m.merge = -1
+			s.m.endMerge()
 		}
 	}
 }
@@ -305,7 +306,7 @@ func (s *stream) nextFile() {
 	}
 	s.pos = event.Position{Offset: int64(idx + 1)}
 	s.holdAt = event.Position{}
-	s.m.merge = -1
+	s.m.endMerge()
 	s.applyHide()
 }
 
@@ -416,7 +417,7 @@ func (s *stream) emitRun() {
 	default:
 		info.Name, info.ExternalID = s.ln.name, s.ln.runID
 	}
-	s.m.merge = -1
+	s.m.endMerge()
 	s.m.evs = append(s.m.evs, event.Event{Kind: event.KindRun, Pos: s.pos, Info: info})
 }
 
@@ -452,7 +453,7 @@ func (s *stream) checkYAML() {
 	if len(cfg) == 0 || !send {
 		return
 	}
-	s.m.merge = -1
+	s.m.endMerge()
 	s.m.evs = append(s.m.evs, event.Event{Kind: event.KindConfig, Pos: s.pos, Config: cfg})
 }
 

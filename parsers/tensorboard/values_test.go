@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"reflect"
@@ -369,5 +370,38 @@ func TestHParamsInTheEventsFile(t *testing.T) {
 	}
 	if len(lr.warnings) != 0 {
 		t.Errorf("warnings %v", lr.warnings)
+	}
+}
+
+// TestMetricLines: the tags of one step, one event each at the same
+// millisecond, share a metrics event; a tag twice never does (the server
+// would see a JSON object with a key twice). Also with the tag cache full.
+func TestMetricLines(t *testing.T) {
+	recs := [][]byte{tbtest.FileVersion(wall0),
+		tbtest.Scalar(wall0, 1, "a", 1), tbtest.Scalar(wall0, 1, "b", 2), tbtest.Scalar(wall0, 1, "a", 3), // a again: a new line
+		tbtest.Scalar(wall0+0.001, 1, "c", 4), // another millisecond
+		tbtest.Scalar(wall0+0.001, 2, "c", 5), // another step
+		tbtest.Summary(wall0, 3, tbtest.Simple("x", 1), tbtest.Simple("y", 2), tbtest.Simple("x", 3)), // x twice in one summary
+		tbtest.Scalar(wall0, 3, "z", 6),
+	}
+	dir := t.TempDir()
+	writeEvents(t, dir, "r/events.out.tfevents.1.h", recs...)
+	want := "[a=1 b=2] [a=3] [c=4] [c=5] [x=1 y=2] [x=3] [z=6]"
+	for _, limit := range []int{1 << 14, 1} {
+		old := maxInterned
+		maxInterned = limit
+		lr := only(t, readLogdir(t, New(), dir, testOpts(t, nil)))
+		maxInterned = old
+		var lines []string
+		for _, ev := range ofKind(lr.events, event.KindMetrics) {
+			var pts []string
+			for _, p := range ev.Points {
+				pts = append(pts, fmt.Sprintf("%s=%v", p.Name, p.Value))
+			}
+			lines = append(lines, "["+strings.Join(pts, " ")+"]")
+		}
+		if got := strings.Join(lines, " "); got != want {
+			t.Errorf("cache of %d: lines %s, want %s", limit, got, want)
+		}
 	}
 }

@@ -73,21 +73,32 @@ type rawEvent struct {
 
 func decodeEvent(b []byte, ev *rawEvent) error {
 	*ev = rawEvent{}
-	return fields(b, "event", func(num protowire.Number, typ protowire.Type, b []byte) int {
+	// The hot path: a loop, no closures.
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return wireErr("event", n)
+		}
+		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.Fixed64Type:
-			v, n := protowire.ConsumeFixed64(b)
-			ev.wall = math.Float64frombits(v)
-			return n
-		case num == 2 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
-			ev.step = int64(v)
-			return n
-		case num >= 3 && num <= 9 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return n
+			v, m := protowire.ConsumeFixed64(b)
+			if m < 0 {
+				return wireErr("event", m)
 			}
+			ev.wall, n = math.Float64frombits(v), m
+		case num == 2 && typ == protowire.VarintType:
+			v, m := protowire.ConsumeVarint(b)
+			if m < 0 {
+				return wireErr("event", m)
+			}
+			ev.step, n = int64(v), m
+		case num >= 3 && num <= 9 && typ == protowire.BytesType:
+			v, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return wireErr("event", m)
+			}
+			n = m
 			switch num {
 			case 3:
 				ev.kind = evFileVersion
@@ -104,10 +115,15 @@ func decodeEvent(b []byte, ev *rawEvent) error {
 			case 9:
 				ev.kind = evMetaGraph
 			}
-			return n
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return wireErr("event", n)
+			}
 		}
-		return 0
-	})
+		b = b[n:]
+	}
+	return nil
 }
 
 // sessionStatus reads SessionLog.status (field 1); a malformed message
@@ -151,70 +167,99 @@ type rawValue struct {
 	body     []byte // the image, histogram, audio or tensor message
 }
 
-// eachValue calls fn for every Summary.value. A malformed value stops the
-// walk with an error; the values before it were delivered.
+// nextValue decodes the next Summary.value of summary into v and returns
+// the rest; ok is false at the end. A malformed summary is an error; the
+// values before it were returned.
+func nextValue(summary []byte, v *rawValue) (rest []byte, ok bool, err error) {
+	for len(summary) > 0 {
+		num, typ, n := protowire.ConsumeTag(summary)
+		if n < 0 {
+			return nil, false, wireErr("summary", n)
+		}
+		summary = summary[n:]
+		if num != 1 || typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, summary)
+			if n < 0 {
+				return nil, false, wireErr("summary", n)
+			}
+			summary = summary[n:]
+			continue
+		}
+		msg, n := protowire.ConsumeBytes(summary)
+		if n < 0 {
+			return nil, false, wireErr("summary", n)
+		}
+		if err := decodeValue(msg, v); err != nil {
+			return nil, false, err
+		}
+		return summary[n:], true, nil
+	}
+	return nil, false, nil
+}
+
+// eachValue calls fn for every Summary.value until fn returns an error.
 func eachValue(summary []byte, fn func(v *rawValue) error) error {
 	var v rawValue
-	var ferr error
-	err := fields(summary, "summary", func(num protowire.Number, typ protowire.Type, b []byte) int {
-		if num != 1 || typ != protowire.BytesType {
-			return 0
-		}
-		msg, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return n
-		}
-		if err := decodeValue(msg, &v); err != nil {
-			ferr = err
-			return -1
+	for {
+		rest, ok, err := nextValue(summary, &v)
+		if err != nil || !ok {
+			return err
 		}
 		if err := fn(&v); err != nil {
-			ferr = err
-			return -1
+			return err
 		}
-		return n
-	})
-	if ferr != nil {
-		return ferr
+		summary = rest
 	}
-	return err
 }
 
 func decodeValue(b []byte, v *rawValue) error {
 	*v = rawValue{}
-	return fields(b, "summary value", func(num protowire.Number, typ protowire.Type, b []byte) int {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return wireErr("summary value", n)
+		}
+		b = b[n:]
 		switch {
 		case num == 2 && typ == protowire.Fixed32Type:
-			x, n := protowire.ConsumeFixed32(b)
-			v.kind, v.simple = valSimple, math.Float32frombits(x)
-			return n
-		case typ != protowire.BytesType:
-			return 0
+			x, m := protowire.ConsumeFixed32(b)
+			if m < 0 {
+				return wireErr("summary value", m)
+			}
+			v.kind, v.simple, n = valSimple, math.Float32frombits(x), m
+		case typ == protowire.BytesType:
+			x, m := protowire.ConsumeBytes(b)
+			if m < 0 {
+				return wireErr("summary value", m)
+			}
+			n = m
+			switch num {
+			case 1:
+				v.tag = x
+			case 7:
+				v.nodeName = x
+			case 9:
+				v.meta, v.hasMeta = x, true
+			case 3:
+				v.kind, v.body = valOldHisto, x
+			case 4:
+				v.kind, v.body = valImage, x
+			case 5:
+				v.kind, v.body = valHisto, x
+			case 6:
+				v.kind, v.body = valAudio, x
+			case 8:
+				v.kind, v.body = valTensor, x
+			}
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return wireErr("summary value", n)
+			}
 		}
-		x, n := protowire.ConsumeBytes(b)
-		if n < 0 {
-			return n
-		}
-		switch num {
-		case 1:
-			v.tag = x
-		case 7:
-			v.nodeName = x
-		case 9:
-			v.meta, v.hasMeta = x, true
-		case 3:
-			v.kind, v.body = valOldHisto, x
-		case 4:
-			v.kind, v.body = valImage, x
-		case 5:
-			v.kind, v.body = valHisto, x
-		case 6:
-			v.kind, v.body = valAudio, x
-		case 8:
-			v.kind, v.body = valTensor, x
-		}
-		return n
-	})
+		b = b[n:]
+	}
+	return nil
 }
 
 // pluginData reads SummaryMetadata.plugin_data: the plugin's name and its
@@ -285,76 +330,106 @@ type wireRun struct {
 }
 
 func decodeTensor(b []byte, t *rawTensor) error {
-	*t = rawTensor{}
-	return fields(b, "tensor", func(num protowire.Number, typ protowire.Type, b []byte) int {
+	// Reset, keeping the slices' capacity: tensors are decoded per value.
+	t.dtype, t.unknown, t.content = 0, false, nil
+	t.dims, t.strings = t.dims[:0], t.strings[:0]
+	for i := range t.reps {
+		t.reps[i] = t.reps[i][:0]
+	}
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return wireErr("tensor", n)
+		}
+		b = b[n:]
 		switch {
 		case num == 1 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			var v uint64
+			v, n = protowire.ConsumeVarint(b)
 			t.dtype = int32(v)
-			return n
 		case num == 2 && typ == protowire.BytesType:
-			shape, n := protowire.ConsumeBytes(b)
-			if n < 0 {
-				return n
+			var shape []byte
+			shape, n = protowire.ConsumeBytes(b)
+			if n >= 0 {
+				if err := decodeShape(shape, t); err != nil {
+					return err
+				}
 			}
-			if err := decodeShape(shape, t); err != nil {
-				return -1
-			}
-			return n
 		case num == 4 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
-			t.content = v
-			return n
+			t.content, n = protowire.ConsumeBytes(b)
 		case num == 8 && typ == protowire.BytesType:
-			v, n := protowire.ConsumeBytes(b)
+			var v []byte
+			v, n = protowire.ConsumeBytes(b)
 			if n >= 0 {
 				t.strings = append(t.strings, v)
 			}
-			return n
 		case num >= 5 && num <= 17 && num != 8 && num != 14 && num != 15:
-			n := protowire.ConsumeFieldValue(num, typ, b)
-			if n < 0 {
-				return n
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n >= 0 {
+				run := b[:n]
+				if typ == protowire.BytesType {
+					run, _ = protowire.ConsumeBytes(b)
+				}
+				t.reps[num] = append(t.reps[num], wireRun{typ: typ, b: run})
 			}
-			run := b[:n]
-			if typ == protowire.BytesType {
-				run, _ = protowire.ConsumeBytes(b)
-			}
-			t.reps[num] = append(t.reps[num], wireRun{typ: typ, b: run})
-			return n
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
-		return 0
-	})
+		if n < 0 {
+			return wireErr("tensor", n)
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 func decodeShape(b []byte, t *rawTensor) error {
-	return fields(b, "tensor shape", func(num protowire.Number, typ protowire.Type, b []byte) int {
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return wireErr("tensor shape", n)
+		}
+		b = b[n:]
 		switch {
 		case num == 2 && typ == protowire.BytesType:
-			dim, n := protowire.ConsumeBytes(b)
+			var dim []byte
+			dim, n = protowire.ConsumeBytes(b)
 			if n < 0 {
-				return n
+				break
 			}
-			var size int64
-			if err := fields(dim, "tensor dim", func(num protowire.Number, typ protowire.Type, b []byte) int {
-				if num == 1 && typ == protowire.VarintType {
-					v, n := protowire.ConsumeVarint(b)
-					size = int64(v)
-					return n
+			size := int64(0)
+			for len(dim) > 0 {
+				dn, dt, m := protowire.ConsumeTag(dim)
+				if m < 0 {
+					return wireErr("tensor dim", m)
 				}
-				return 0
-			}); err != nil {
-				return -1
+				dim = dim[m:]
+				if dn == 1 && dt == protowire.VarintType {
+					var v uint64
+					v, m = protowire.ConsumeVarint(dim)
+					size = int64(v)
+				} else {
+					m = protowire.ConsumeFieldValue(dn, dt, dim)
+				}
+				if m < 0 {
+					return wireErr("tensor dim", m)
+				}
+				dim = dim[m:]
 			}
 			t.dims = append(t.dims, size)
-			return n
 		case num == 3 && typ == protowire.VarintType:
-			v, n := protowire.ConsumeVarint(b)
+			var v uint64
+			v, n = protowire.ConsumeVarint(b)
 			t.unknown = v != 0
-			return n
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, b)
 		}
-		return 0
-	})
+		if n < 0 {
+			return wireErr("tensor shape", n)
+		}
+		b = b[n:]
+	}
+	return nil
 }
 
 // elements is the number of values the shape holds (1 for rank 0), or -1
