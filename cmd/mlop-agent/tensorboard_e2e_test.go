@@ -12,7 +12,9 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
@@ -507,4 +509,60 @@ func sortedNames(m map[string][]mlopfake.Point) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestImportTensorBoardShardsAndDryRun: --dry-run sends nothing and prints
+// the requests; --shard I/N splits the runs with their sub-directories
+// (a folded add_scalars directory goes with its run), and the shards
+// together import everything once.
+func TestImportTensorBoardShardsAndDryRun(t *testing.T) {
+	srv := startFake(t)
+	dir := t.TempDir()
+	logs := filepath.Join(dir, "logs")
+	fv := tbtest.FileVersion(1.7e9)
+	// Names whose stream keys fall in both shards. (The agent's shard hash,
+	// FNV-1a modulo N, takes its low bits, which for N = 2 is the parity
+	// of the key's odd bytes: keys like exp-0/…0, exp-1/…1 all land in
+	// one shard.)
+	names := []string{"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"}
+	runs := len(names)
+	for i, name := range names {
+		run := filepath.Join(logs, name)
+		if err := tbtest.WriteFile(filepath.Join(run, tbtest.FileName(1_700_000_000+int64(i), "h", ".1.0")), fv, tbtest.Scalar(1.7e9, 1, "loss", float32(i))); err != nil {
+			t.Fatal(err)
+		}
+		if err := tbtest.WriteFile(filepath.Join(run, "acc_val", tbtest.FileName(1_700_000_100+int64(i), "h", ".1.1")), fv, tbtest.Scalar(1.7e9, 1, "acc", float32(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(agentBin, "import", "tensorboard", logs, "--project", "tb", "--state-dir", filepath.Join(dir, "dry"), "--no-progress", "--dry-run")
+	cmd.Env = importEnv(srv)
+	out, err := cmd.Output()
+	if err != nil || cmd.ProcessState.ExitCode() != 0 {
+		t.Fatalf("dry run: %v", err)
+	}
+	if c := srv.Counters(); c.Requests != 0 || !strings.Contains(string(out), `"request":"POST /api/runs/create"`) || !strings.Contains(string(out), `"acc/val"`) {
+		t.Fatalf("dry run sent %d requests; output:\n%.2000s", c.Requests, out)
+	}
+	for shard := 0; shard < 2; shard++ {
+		before := srv.Counters().RunsCreated
+		code, out := execImport(t, srv, "tensorboard", logs, "--project", "tb", "--state-dir", filepath.Join(dir, "state", fmt.Sprint(shard)),
+			"--no-progress", "--shard", fmt.Sprintf("%d/2", shard))
+		if code != 0 {
+			t.Fatalf("shard %d exited %d:\n%s", shard, code, out)
+		}
+		if srv.Counters().RunsCreated == before {
+			t.Errorf("shard %d imported no run", shard)
+		}
+	}
+	noRejections(t, srv)
+	if n := len(srv.Runs()); n != runs {
+		t.Fatalf("runs %v, want %d", runNames(srv), runs)
+	}
+	for _, r := range srv.Runs() {
+		m := srv.Metrics(r.ID)
+		if !slices.Contains(names, r.Name) || len(m) != 2 || len(m["loss"]) != 1 || len(m["acc/val"]) != 1 || m["loss"][0].Value != m["acc/val"][0].Value {
+			t.Errorf("run %s: metrics %v", r.Name, m)
+		}
+	}
 }
