@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/mlop-ai/mlop-agent/parsers"
 )
@@ -99,7 +100,7 @@ func (f *Format) Discover(path string) ([]parsers.StreamInfo, error) {
 		if !isEventsFile(filepath.Base(abs)) {
 			return nil, nil
 		}
-		if ln := discoverFile(abs); ln != nil {
+		if ln := f.discoverFile(abs); ln != nil {
 			lanes = append(lanes, ln)
 		}
 	}
@@ -169,10 +170,50 @@ func discoverDir(root string) ([]*laneInfo, error) {
 	return out, nil
 }
 
+// listing is a directory's events files as last listed.
+type listing struct {
+	mtime time.Time
+	at    time.Time
+	names []string
+}
+
+// listTTL bounds how long a listing is trusted while the directory's
+// modification time stays the same (file systems with coarse times).
+const listTTL = 5 * time.Second
+
+// listCached is listEvents, reusing the last listing while the
+// directory's modification time is unchanged: a source's glob calls
+// Discover for every events file on every poll, and each call looks at
+// the directories above the file.
+func (f *Format) listCached(dir string) []string {
+	fi, err := os.Stat(dir)
+	if err != nil || !fi.IsDir() {
+		return nil
+	}
+	now := time.Now()
+	f.mu.Lock()
+	l, ok := f.dirs[dir]
+	f.mu.Unlock()
+	if ok && l.mtime.Equal(fi.ModTime()) && now.Sub(l.at) < listTTL {
+		return l.names
+	}
+	names := listEvents(dir)
+	f.mu.Lock()
+	if len(f.dirs) > maxListings {
+		clear(f.dirs)
+	}
+	f.dirs[dir] = listing{mtime: fi.ModTime(), at: now, names: names}
+	f.mu.Unlock()
+	return names
+}
+
+// maxListings bounds the listing cache.
+const maxListings = 1 << 16
+
 // discoverFile finds the lane of one events file.
-func discoverFile(file string) *laneInfo {
+func (f *Format) discoverFile(file string) *laneInfo {
 	dir := filepath.Dir(file)
-	files := listEvents(dir)
+	files := f.listCached(dir)
 	if len(files) == 0 {
 		return nil
 	}
@@ -180,7 +221,7 @@ func discoverFile(file string) *laneInfo {
 	parent := ""
 	var parentFiles []string
 	for a, i := filepath.Dir(dir), 0; i < maxUpward && a != filepath.Dir(a); a, i = filepath.Dir(a), i+1 {
-		pf := listEvents(a)
+		pf := f.listCached(a)
 		if len(pf) == 0 {
 			continue
 		}

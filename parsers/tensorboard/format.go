@@ -81,6 +81,7 @@ var ErrUnknownStream = errors.New("unknown tensorboard stream")
 type Format struct {
 	mu    sync.Mutex
 	lanes map[string]*laneInfo // by key: what Discover found, for Open
+	dirs  map[string]listing   // directory listings, see listCached
 
 	// Tests lower the limits of one Next call (0: the defaults).
 	chunkEvents int
@@ -89,7 +90,7 @@ type Format struct {
 
 // New returns a Format. The registered instance serves the agent; tests
 // make their own.
-func New() *Format { return &Format{lanes: map[string]*laneInfo{}} }
+func New() *Format { return &Format{lanes: map[string]*laneInfo{}, dirs: map[string]listing{}} }
 
 var _ parsers.StreamFormat = (*Format)(nil)
 

@@ -463,3 +463,31 @@ func TestFoldedLaneResumes(t *testing.T) {
 		t.Fatalf("resumed: %+v", evs)
 	}
 }
+
+// TestBadRecordInAGrowingFile: a checksum failure in a file the writer
+// keeps appending to is skipped after corrupt_wait all the same.
+func TestBadRecordInAGrowingFile(t *testing.T) {
+	recs := [][]byte{tbtest.FileVersion(wall0), tbtest.Scalar(wall0, 0, "x", 0), tbtest.Scalar(wall0, 1, "x", 1)}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "r", "events.out.tfevents.1.h")
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, corruptCopy(t, recs, 1, "data"), 0o644)
+	clk := newClock()
+	f := New()
+	infos, _ := f.Discover(dir)
+	opts := testOpts(t, nil)
+	opts.Follow, opts.Now = true, clk.Now
+	st, _ := f.Open(infos[0], event.Position{}, nil, opts)
+	defer st.Close()
+	for s := int64(2); s < 10; s++ {
+		appendBytes(t, p, tbtest.Frame(tbtest.Scalar(wall0, s, "x", float32(s))))
+		if evs, ws, _ := drain(t, st); len(metrics(evs)["x"]) != 0 || len(ws) != 0 {
+			t.Fatalf("held record: %v %v", evs, ws)
+		}
+		clk.Add(4 * time.Second)
+	}
+	evs, ws, _ := drain(t, st)
+	if n := len(metrics(evs)["x"]); n != 9 || len(ws) != 1 || ws[0].Reason != ReasonCorrupt {
+		t.Fatalf("after the wait: %d points, %v", n, ws)
+	}
+}

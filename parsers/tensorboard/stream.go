@@ -214,7 +214,7 @@ func (s *stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, er
 			if idx+1 < len(s.st.Files) || s.refreshFiles() {
 				s.scanHeads()
 				if rec.status == recPartial {
-					if s.holding(rec.off) {
+					if s.holding(rec.off, true) {
 						return chunk(io.EOF)
 					}
 					size, _ := s.rd.size()
@@ -238,7 +238,7 @@ func (s *stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, er
 			s.checkYAML()
 			return chunk(io.EOF)
 		case recBadLength, recBadData:
-			if s.holding(rec.off) {
+			if s.holding(rec.off, false) {
 				return chunk(io.EOF)
 			}
 			to := int64(-1)
@@ -276,13 +276,20 @@ func (s *stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, er
 }
 
 // holding reports whether a bad or incomplete record at off is to be read
-// again later (following, and not yet corruptWait in that state).
-func (s *stream) holding(off int64) bool {
+// again later: following, and not yet corruptWait in that state. For an
+// incomplete tail (untilStable) the wait starts again whenever the file
+// grows, as the writer may still be completing it; for a record whose
+// checksum fails it runs from when it was first seen, so a file that keeps
+// growing after a bad record is not held for ever.
+func (s *stream) holding(off int64, untilStable bool) bool {
 	if !s.o.follow {
 		return false
 	}
 	at := event.Position{Offset: s.pos.Offset, Seq: off + 1} // +1: never the zero position
-	size, _ := s.rd.size()
+	var size int64
+	if untilStable {
+		size, _ = s.rd.size()
+	}
 	now := s.o.now()
 	if s.holdAt != at || s.holdSize != size {
 		s.holdAt, s.holdSize, s.holdSince = at, size, now
@@ -484,7 +491,8 @@ func (s *stream) scanHeads() {
 func (s *stream) scanHead(i int) (marks []purgeMark, done bool) {
 	rd, err := openRecords(s.path(i), 0, s.o.maxRecord)
 	if err != nil {
-		return nil, !errors.Is(err, os.ErrNotExist) && false
+		// Gone or unreadable: reading it reports that.
+		return nil, true
 	}
 	defer rd.Close()
 	for n := 0; n < s.o.headRecords; n++ {
@@ -574,9 +582,7 @@ func (s *stream) countSent(marks []purgeMark, limit event.Position, step int64) 
 // rebuild restores the state of a stream whose saved state was lost by
 // reading the lane up to resume again without sending anything.
 func (s *stream) rebuild(resume event.Position) error {
-	var marks []purgeMark
 	err := s.replay(resume, nil, nil)
-	_ = marks
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("rebuild the state of %s: %w", s.ln.key, err)
 	}
