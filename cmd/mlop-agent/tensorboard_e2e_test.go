@@ -566,3 +566,50 @@ func TestImportTensorBoardShardsAndDryRun(t *testing.T) {
 		}
 	}
 }
+
+// TestImportTensorBoardReportsSkips: what mlop has no place for, and a
+// corrupt record, are counted by kind in the report and the summary; the
+// good points around them arrive.
+func TestImportTensorBoardReportsSkips(t *testing.T) {
+	srv := startFake(t)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "logs", "run", tbtest.FileName(1_700_000_000, "h", ""))
+	recs := [][]byte{tbtest.FileVersion(1.7e9), tbtest.Scalar(1.7e9, 1, "loss", 1), tbtest.Graph(1.7e9, 64),
+		tbtest.Summary(1.7e9, 2, tbtest.AudioValue("speech", []byte("RIFF"))), tbtest.Scalar(1.7e9, 3, "loss", 3), tbtest.Scalar(1.7e9, 4, "loss", 4)}
+	data := tbtest.Records(recs...)
+	off := 0
+	for _, r := range recs[:4] {
+		off += 16 + len(r)
+	}
+	data[off+14] ^= 0xff // record 4 (step 3): a bad data checksum
+	os.MkdirAll(filepath.Dir(p), 0o755)
+	os.WriteFile(p, data, 0o644)
+	report := filepath.Join(dir, "report.json")
+	code, out := execImport(t, srv, "tensorboard", filepath.Join(dir, "logs"), "--project", "tb", "--state-dir", filepath.Join(dir, "state"),
+		"--no-progress", "--report", report)
+	if code != 0 {
+		t.Fatalf("import exited %d:\n%s", code, out)
+	}
+	noRejections(t, srv)
+	r, ok := runByName(srv, "run")
+	if pts := srv.Metrics(r.ID)["loss"]; !ok || len(pts) != 2 || pts[0].Step != 1 || pts[1].Step != 4 {
+		t.Fatalf("points %v", pts)
+	}
+	var rep struct {
+		Streams []struct {
+			Skipped map[string]int `json:"skipped"`
+		}
+	}
+	raw, _ := os.ReadFile(report)
+	if err := json.Unmarshal(raw, &rep); err != nil || len(rep.Streams) != 1 {
+		t.Fatalf("report %s: %v", raw, err)
+	}
+	if got := rep.Streams[0].Skipped; got["audio"] != 1 || got["graph"] != 1 || got["corrupt"] != 1 || len(got) != 3 {
+		t.Errorf("report skipped %v, want audio, graph and corrupt once each", got)
+	}
+	for _, want := range []string{"audio 1", "graph 1", "corrupt 1", fmt.Sprintf("%s:%d: corrupt", p, off)} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the summary and log do not say %q:\n%s", want, out)
+		}
+	}
+}
