@@ -144,8 +144,12 @@ func (a *Agent) runFor(rt *routing, ev *event.Event) *run {
 	if ev.Kind == event.KindRun && ev.Info != nil {
 		r.mu.Lock()
 		if !r.srv.created {
-			r.name = name
-			r.info = info
+			if info.Name != "" {
+				// A run event without a name attaches to a run another
+				// stream names (TensorBoard's folded sub-directories).
+				r.name = name
+				r.info = info
+			}
 			if info.CreatedAt > 0 {
 				r.createdAt = info.CreatedAt
 			}

@@ -105,7 +105,7 @@ func (a *Agent) buildSources() ([]*sourceRT, error) {
 			return nil, fmt.Errorf("source %q: unknown format %q (known: %s)", s.Name, s.Format, strings.Join(parsers.Formats(), ", "))
 		}
 		rt.uploadRoots = a.uploadRoots(s)
-		if rt.stream != nil && strings.HasPrefix(s.Format, "neptune") {
+		if rt.stream != nil && needsSpool(rt.stream, s.Format) {
 			rt.spoolDir()
 		}
 		out = append(out, rt)
@@ -132,6 +132,15 @@ func (s *sourceRT) spoolDir() {
 		}
 		s.uploadRoots = append(s.uploadRoots, spool)
 	}
+}
+
+// needsSpool reports whether a stream format writes files to the spool_dir
+// parameter (parsers.Spooler). The Neptune formats predate that interface.
+func needsSpool(sf parsers.StreamFormat, format string) bool {
+	if sp, ok := sf.(parsers.Spooler); ok {
+		return sp.Spools()
+	}
+	return strings.HasPrefix(format, "neptune")
 }
 
 // applyPreset expands a preset format name (lightning, keras, yolo, sb3,
@@ -173,7 +182,7 @@ func (s *sourceRT) parserOptions(path string) parsers.Options {
 	opts := parsers.Options{
 		Source: s.cfg.Name, Path: path, StepField: s.cfg.StepField, TimeField: s.cfg.TimeField,
 		RunField: s.cfg.RunField, MaxRecordBytes: a.opts.Watch.MaxLineBytes, StepMultiplier: s.cfg.StepMultiplier,
-		Params: s.cfg.Params, Now: a.now,
+		Params: s.cfg.Params, Now: a.now, Follow: a.opts.Follow,
 		OnSkip: func(reason string) {
 			a.rep.stats.skip(reason)
 			a.rep.tel.ValueSkipped(s.cfg.Name, reason)

@@ -97,13 +97,12 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 						return
 					}
 				}
-				select {
-				case sem <- struct{}{}:
-				case <-ctx.Done():
+				sl := &slot{sem: sem}
+				if sl.acquire(ctx) != nil {
 					return
 				}
-				defer func() { <-sem }()
-				if err := s.readStream(ctx, info, st); err != nil && !errors.Is(err, context.Canceled) {
+				defer sl.release()
+				if err := s.readStream(ctx, info, st, sl); err != nil && !errors.Is(err, context.Canceled) {
 					s.log.Error("stream failed; the other streams go on", "path", info.Path, "key", info.Key, "error", err)
 					a.rep.stats.badRecord("stream_failed")
 					a.rep.tel.RecordRejected(s.cfg.Name, "stream_failed")
@@ -130,8 +129,36 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 	}
 }
 
+// slot is a stream's share of Options.Parallel. A followed stream gives it
+// back while it waits for new data, so that more streams than Parallel can
+// be followed (a TensorBoard run with sub-directories is several).
+type slot struct {
+	sem  chan struct{}
+	held bool
+}
+
+func (sl *slot) acquire(ctx context.Context) error {
+	if sl.held {
+		return nil
+	}
+	select {
+	case sl.sem <- struct{}{}:
+		sl.held = true
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (sl *slot) release() {
+	if sl.held {
+		<-sl.sem
+		sl.held = false
+	}
+}
+
 // readStream reads one stream of a stream format.
-func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, st *streamRT) error {
+func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, st *streamRT, sl *slot) error {
 	a, ls := s.a, st.ls
 	entry := ls.Entry()
 	resume, state := entry.Pos, entry.ParserState
@@ -179,12 +206,16 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, st *
 				}
 				return nil
 			}
+			sl.release() // a followed stream waiting for data holds no slot
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-a.life.finishCh:
 				finishedNow = true // read what is there now, then stop
 			case <-time.After(poll):
+			}
+			if err := sl.acquire(ctx); err != nil {
+				return err
 			}
 		default:
 			return err

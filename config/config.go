@@ -236,7 +236,7 @@ const (
 )
 
 // knownFormats is in the order the docs list them.
-var knownFormats = []string{"jsonl", "csv", "neptune", "neptune-export", "lightning", "keras", "yolo", "sb3", "sb3-progress", "mlflow", "hf-trainer"}
+var knownFormats = []string{"jsonl", "csv", "neptune", "neptune-export", "tensorboard", "lightning", "keras", "yolo", "sb3", "sb3-progress", "mlflow", "hf-trainer"}
 
 // KnownFormats returns the format names a source may use (a fresh slice).
 // It is the config's own list: the agent checks that each has a parser.

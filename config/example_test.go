@@ -99,8 +99,8 @@ func TestExampleCommentedSources(t *testing.T) {
 		t.Fatalf("no commented-out sources found in the example")
 	}
 	c := mustParse(t, "sources:\n"+strings.Join(block, "\n")+"\n", nil)
-	if got := len(c.Sources); got != 2 {
-		t.Errorf("%d commented sources, want 2", got)
+	if got := len(c.Sources); got != 3 {
+		t.Errorf("%d commented sources, want 3", got)
 	}
 	if len(c.Warnings) != 0 {
 		t.Errorf("warnings: %q", c.Warnings)

@@ -69,7 +69,7 @@ func TestValidationRules(t *testing.T) {
 		{"name chars", "sources:\n  - {name: a/b, format: jsonl, paths: [a]}\n", nil, "sources[0].name", 2, `"a/b" may only contain letters, digits, '_', '.' and '-'`},
 		{"name duplicate", "sources:\n  - {name: a, format: jsonl, paths: [a]}\n  - {name: a, format: csv, paths: [b]}\n", nil, "sources[1].name", 3, `duplicate source name "a" (also sources[0])`},
 		{"format missing", "sources:\n  - {name: a, paths: [a]}\n", nil, "sources[0].format", 2, "required; one of jsonl, csv, neptune"},
-		{"format unknown", "sources:\n  - {name: a, format: jsnl, paths: [a]}\n", nil, "sources[0].format", 2, `unknown format "jsnl" (did you mean jsonl?); known formats: jsonl, csv, neptune, neptune-export, lightning, keras, yolo, sb3, sb3-progress, mlflow, hf-trainer`},
+		{"format unknown", "sources:\n  - {name: a, format: jsnl, paths: [a]}\n", nil, "sources[0].format", 2, `unknown format "jsnl" (did you mean jsonl?); known formats: jsonl, csv, neptune, neptune-export, tensorboard, lightning, keras, yolo, sb3, sb3-progress, mlflow, hf-trainer`},
 		{"paths missing", "sources:\n  - {name: a, format: jsonl}\n", nil, "sources[0].paths", 2, "at least one path pattern is required"},
 		{"paths empty list", "sources:\n  - {name: a, format: jsonl, paths: []}\n", nil, "sources[0].paths", 2, "at least one path pattern is required"},
 		{"path bracket", "sources:\n  - name: a\n    format: jsonl\n    paths:\n      - ok/*.jsonl\n      - \"bad[/x\"\n", nil, "sources[0].paths[1]", 6, `malformed segment "bad["`},
@@ -134,7 +134,7 @@ sources:
 		`t.yaml:4: log.format: "xml" is not one of text, json`,
 		"t.yaml:5: batch.max_lines: must be at least 1, got 0",
 		`t.yaml:7: sources[0].name: "a b" may only contain letters, digits, '_', '.' and '-'`,
-		`t.yaml:7: sources[0].format: unknown format "nope"; known formats: jsonl, csv, neptune, neptune-export, lightning, keras, yolo, sb3, sb3-progress, mlflow, hf-trainer`,
+		`t.yaml:7: sources[0].format: unknown format "nope"; known formats: jsonl, csv, neptune, neptune-export, tensorboard, lightning, keras, yolo, sb3, sb3-progress, mlflow, hf-trainer`,
 	}
 	got := strings.Split(strings.TrimSpace(joinStrings(fes)), "\n")
 	if len(got) != len(want)+2 {

@@ -58,6 +58,12 @@ type Options struct {
 	// Params holds format-specific settings from the source's config.
 	Params map[string]string
 
+	// Follow is true when the stream will be read again for new data (run)
+	// and false when it is read once to its end (backfill, import). A
+	// stream format may wait for a writer to finish what it is writing
+	// only when following; at the end of a backfill it reports it instead.
+	Follow bool
+
 	// Now is the clock used for records without a time. Never nil once the
 	// options have passed through WithDefaults.
 	Now func() time.Time
@@ -208,6 +214,14 @@ type Warning struct {
 
 func (w Warning) String() string {
 	return fmt.Sprintf("%s:%d: %s: %s", w.File, w.Pos.Seq, w.Reason, w.Detail)
+}
+
+// Spooler is implemented by stream formats that write content found inside
+// their input (images in a TensorBoard events file, Neptune's inline files)
+// to the directory named by the source parameter "spool_dir" so the agent
+// can upload it; the agent sets the parameter and allows uploads from it.
+type Spooler interface {
+	Spools() bool
 }
 
 // Warner is implemented by streams that collect warnings. Warnings returns

@@ -17,6 +17,7 @@ import (
 	"github.com/mlop-ai/mlop-agent/agent"
 	"github.com/mlop-ai/mlop-agent/config"
 	"github.com/mlop-ai/mlop-agent/internal/fsutil"
+	"github.com/mlop-ai/mlop-agent/parsers/tensorboard"
 	"github.com/mlop-ai/mlop-agent/sink"
 	"github.com/mlop-ai/mlop-agent/sink/mlop"
 )
@@ -25,36 +26,41 @@ import (
 var importKinds = map[string]string{
 	"neptune":        "Neptune offline data: .neptune directories of neptune-client 1.x (async/offline queues) and neptune-scale (run_operations.sqlite3)",
 	"neptune-export": "a neptune-exporter parquet export directory",
+	"tensorboard":    "TensorBoard log directories: every directory holding events.out.tfevents.* files is a run, named by its path below the directory given",
 }
 
 func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	usage := func() {
-		fmt.Fprintf(stderr, "Usage: mlop-agent import <neptune|neptune-export> [flags] PATH...\n\n"+
+		fmt.Fprintf(stderr, "Usage: mlop-agent import <neptune|neptune-export|tensorboard> [flags] PATH...\n\n"+
 			"Load data that never reached a tracker, or that is leaving one, into mlop: every run,\n"+
 			"point, config key, tag, console line, histogram and file, exactly once, resumably.\n\n"+
-			"  neptune         %s\n  neptune-export  %s\n\n"+
+			"  neptune         %s\n  neptune-export  %s\n  tensorboard     %s\n\n"+
 			"Examples:\n"+
 			"  mlop-agent import neptune ./.neptune --project vision\n"+
 			"  mlop-agent import neptune-export ./exports/data --files-dir ./exports/files --project vision \\\n"+
 			"      --parallel 8 --report import-report.json\n"+
-			"  mlop-agent import neptune-export ./exports/data --project vision --shard 3/8   # machine 3 of 8\n\n"+
-			"Run 'mlop-agent import neptune -h' for the flags.\n", importKinds["neptune"], importKinds["neptune-export"])
+			"  mlop-agent import neptune-export ./exports/data --project vision --shard 3/8   # machine 3 of 8\n"+
+			"  mlop-agent import tensorboard ./lightning_logs ./runs --project vision --report report.json\n\n"+
+			"Run 'mlop-agent import neptune -h' for the flags.\n", importKinds["neptune"], importKinds["neptune-export"], importKinds["tensorboard"])
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
 		usage()
 		if len(args) == 0 {
-			return &usageError{"say what to import: neptune or neptune-export"}
+			return &usageError{"say what to import: neptune, neptune-export or tensorboard"}
 		}
 		return nil
 	}
 	kind := args[0]
 	if _, ok := importKinds[kind]; !ok {
 		usage()
-		return &usageError{fmt.Sprintf("cannot import %q: want neptune or neptune-export", kind)}
+		return &usageError{fmt.Sprintf("cannot import %q: want neptune, neptune-export or tensorboard", kind)}
 	}
 	example := "mlop-agent import neptune ./.neptune --project vision"
-	if kind == "neptune-export" {
+	switch kind {
+	case "neptune-export":
 		example = "mlop-agent import neptune-export ./exports/data --files-dir ./exports/files --project vision --report report.json"
+	case "tensorboard":
+		example = "mlop-agent import tensorboard ./lightning_logs --project vision --report report.json"
 	}
 	fs := newFlagSet("import "+kind+" PATH...", importKinds[kind]+".\n\n"+
 		"Server URLs and the API key come from -c FILE (its sources are ignored) or, like the SDK,\n"+
@@ -71,14 +77,21 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	shard := fs.String("shard", "", "I/N: import only shard I (0-based) of N; N machines with the same data split it without overlap")
 	dryRun := fs.Bool("dry-run", false, "read and validate everything, print the requests that would be sent, send nothing")
 	report := fs.String("report", "", "write a JSON report here: per run the source id, mlop run id and URL, points per metric, files, what was skipped and why")
-	stepMul := fs.Int64("step-multiplier", 0, "force this multiplier for fractional Neptune steps (default: the smallest power of ten that makes every step of a run an integer)")
 	noProgress := fs.Bool("no-progress", false, "no progress lines")
 	var filesDir, previews string
-	var pathMaps multiFlag
-	fs.Var(&pathMaps, "path-map", "FROM=TO: files recorded under FROM (on the machine that trained) are read from TO here; repeatable")
-	if kind == "neptune-export" {
+	var stepMul int64
+	var pathMaps, params multiFlag
+	switch kind {
+	case "tensorboard":
+		fs.Var(&params, "param", "KEY=VALUE: a source parameter of the tensorboard format (fold_scalars, fold_hparams, hparams_yaml, purge: true|false; corrupt_wait: a duration); repeatable")
+	default:
+		fs.Int64Var(&stepMul, "step-multiplier", 0, "force this multiplier for fractional Neptune steps (default: the smallest power of ten that makes every step of a run an integer)")
+		fs.Var(&pathMaps, "path-map", "FROM=TO: files recorded under FROM (on the machine that trained) are read from TO here; repeatable")
+	}
+	switch kind {
+	case "neptune-export":
 		fs.StringVar(&filesDir, "files-dir", "", "the export's files directory (default: the exporter's layout next to the data directory)")
-	} else {
+	case "neptune":
 		fs.StringVar(&previews, "previews", "", "keep (default) or drop the preview points that no committed point supersedes")
 	}
 	positional, err := parseInterleaved(fs, args[1:])
@@ -138,7 +151,19 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		paths = append(paths, globEscape(abs))
 	}
 	src := config.Source{Name: kind, Format: kind, Paths: paths, Project: cfg.Project,
-		StepMultiplier: *stepMul, Params: map[string]string{}}
+		StepMultiplier: stepMul, Params: map[string]string{}, CSV: config.DefaultSource().CSV}
+	for _, kv := range params {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return &usageError{fmt.Sprintf("--param %q: want KEY=VALUE", kv)}
+		}
+		src.Params[k] = v
+	}
+	if kind == "tensorboard" {
+		if err := tensorboard.CheckParams(src.Params); err != nil {
+			return &usageError{"--param: " + err.Error()}
+		}
+	}
 	if filesDir != "" {
 		abs, _ := filepath.Abs(filesDir)
 		src.Params["files_dir"] = abs

@@ -47,7 +47,7 @@ func init() {
 	commands = []command{
 		{"run", "follow the configured files and ship new data until stopped", cmdRun},
 		{"backfill", "ship everything in the configured files, finish the runs, exit", cmdBackfill},
-		{"import", "load Neptune offline data or a neptune-exporter export, resumably", cmdImport},
+		{"import", "load TensorBoard logs, Neptune offline data or a neptune-exporter export, resumably", cmdImport},
 		{"check", "validate the configuration (and the server and key, unless --offline)", cmdCheck},
 		{"status", "show what has been delivered, per file, from the state directory", cmdStatus},
 		{"version", "print the version", cmdVersion},

@@ -28,6 +28,7 @@ import (
 	_ "github.com/mlop-ai/mlop-agent/parsers/mlflow"
 	_ "github.com/mlop-ai/mlop-agent/parsers/neptune"
 	_ "github.com/mlop-ai/mlop-agent/parsers/neptune/export"
+	_ "github.com/mlop-ai/mlop-agent/parsers/tensorboard"
 )
 
 // errConfig marks configuration problems (exit code 2).

@@ -19,6 +19,7 @@
 // Scenarios (-only takes a comma-separated subset):
 //
 //	backfill  1 M lines x 10 metrics: points/s, peak RSS; count and strict receivers
+//	tensorboard  `import tensorboard` of 1 M and 10 M scalar points in 4 runs: points/s, peak RSS
 //	scaling   100 K, 1 M, 10 M lines (count): points/s and peak RSS for each
 //	manyruns  1,000 files x 1,000 lines backfilled: wall time
 //	cardinality  1 M distinct metric names (1,000 runs x 1,000 names), and
@@ -66,7 +67,7 @@ type options struct {
 }
 
 // scenarioNames lists the scenarios in the order they run.
-var scenarioNames = []string{"backfill", "scaling", "manyruns", "cardinality", "neptune", "live", "idle"}
+var scenarioNames = []string{"backfill", "tensorboard", "scaling", "manyruns", "cardinality", "neptune", "live", "idle"}
 
 // errFunctional marks a run where the agent misbehaved (not a slow one).
 var errFunctional = errors.New("functional failure")
@@ -81,7 +82,7 @@ exits non-zero, or a receiver that counted a different number of points).
 
 Usage: go run ./internal/tools/bench [flags]
 
-Scenarios: ` + "backfill, scaling, manyruns, cardinality, neptune, live, idle" + `
+Scenarios: ` + "backfill, tensorboard, scaling, manyruns, cardinality, neptune, live, idle" + `
 
 Example:
   go run ./internal/tools/bench -quick
@@ -262,6 +263,8 @@ func (b *bench) scenario(ctx context.Context, name string) error {
 	switch name {
 	case "backfill":
 		return b.scenarioBackfill(ctx)
+	case "tensorboard":
+		return b.scenarioTensorBoard(ctx)
 	case "scaling":
 		return b.scenarioScaling(ctx)
 	case "manyruns":
