@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 )
@@ -88,10 +89,25 @@ type stream struct {
 type series struct {
 	name       string
 	chunks     [][]byte
+	bases      []chunkBase // per chunk: where decoding it starts
 	n          int
 	prevStep   uint64
 	prevTime   uint64
 	increasing bool // steps strictly increasing so far: raw == dedup view
+
+	// sorted caches the raw rows ordered by (step, time, arrival) for the
+	// read API when steps are not strictly increasing; valid while
+	// sortedN == n.
+	sorted  []Point
+	sortedN int
+}
+
+// chunkBase is the decoder state before a chunk's first point, and that
+// point's step, so a range read can start at the chunk holding its first
+// step instead of at the beginning.
+type chunkBase struct {
+	prevStep, prevTime uint64
+	firstStep          uint64
 }
 
 const (
@@ -122,6 +138,7 @@ func (s *series) add(step, t uint64, v float64) {
 		}
 		c = make([]byte, 0, size)
 		s.chunks = append(s.chunks, c)
+		s.bases = append(s.bases, chunkBase{prevStep: s.prevStep, prevTime: s.prevTime, firstStep: step})
 	}
 	c = binary.AppendUvarint(c, zigzag(step-s.prevStep))
 	c = binary.AppendUvarint(c, zigzag(t-s.prevTime))
@@ -133,8 +150,17 @@ func (s *series) add(step, t uint64, v float64) {
 
 // each calls fn for every raw point in insertion order.
 func (s *series) each(fn func(Point)) {
-	var step, t uint64
-	for _, c := range s.chunks {
+	s.eachFrom(0, func(p Point) bool { fn(p); return true })
+}
+
+// eachFrom calls fn for every raw point in insertion order from chunk k on,
+// until fn returns false.
+func (s *series) eachFrom(k int, fn func(Point) bool) {
+	if k >= len(s.chunks) {
+		return
+	}
+	step, t := s.bases[k].prevStep, s.bases[k].prevTime
+	for _, c := range s.chunks[k:] {
 		for i := 0; i < len(c); {
 			ds, n := binary.Uvarint(c[i:])
 			i += n
@@ -144,8 +170,65 @@ func (s *series) each(fn func(Point)) {
 			i += 8
 			step += unzigzag(ds)
 			t += unzigzag(dt)
-			fn(Point{Step: step, Time: t, Value: math.Float64frombits(bits)})
+			if !fn(Point{Step: step, Time: t, Value: math.Float64frombits(bits)}) {
+				return
+			}
 		}
+	}
+}
+
+// rangeRows returns the raw rows with stepMin <= step <= stepMax ordered
+// by step, then time, then arrival (the read API's ORDER BY step, time),
+// at most limit of them, and whether more rows matched.
+func (s *series) rangeRows(stepMin, stepMax uint64, limit int) (rows []Point, more bool) {
+	if stepMin > stepMax || s.n == 0 {
+		return nil, false
+	}
+	if s.increasing {
+		// Arrival order is step order: start at the last chunk whose first
+		// step is <= stepMin.
+		k := sort.Search(len(s.bases), func(i int) bool { return s.bases[i].firstStep > stepMin }) - 1
+		s.eachFrom(max(k, 0), func(p Point) bool {
+			switch {
+			case p.Step < stepMin:
+				return true
+			case p.Step > stepMax:
+				return false
+			case len(rows) == limit:
+				more = true
+				return false
+			}
+			rows = append(rows, p)
+			return true
+		})
+		return rows, more
+	}
+	if s.sortedN != s.n || s.sorted == nil {
+		s.sorted = s.raw()
+		slices.SortStableFunc(s.sorted, func(a, b Point) int {
+			if a.Step != b.Step {
+				return cmpU64(a.Step, b.Step)
+			}
+			return cmpU64(a.Time, b.Time)
+		})
+		s.sortedN = s.n
+	}
+	i, _ := slices.BinarySearchFunc(s.sorted, stepMin, func(p Point, step uint64) int { return cmpU64(p.Step, step) })
+	for ; i < len(s.sorted) && s.sorted[i].Step <= stepMax; i++ {
+		if len(rows) == limit {
+			return rows, true
+		}
+		rows = append(rows, s.sorted[i])
+	}
+	return rows, false
+}
+
+// replace rebuilds the series from points in arrival order (test-only
+// alterations).
+func (s *series) replace(points []Point) {
+	*s = *newSeries(s.name)
+	for _, p := range points {
+		s.add(p.Step, p.Time, p.Value)
 	}
 }
 
