@@ -13,8 +13,8 @@ var Rules = []string{
 	"A metric point is the row the server's deduplicated view keeps for its (metric, step): the raw row with the largest time. " +
 		"Rows re-sent after a crash (duplicates in the raw table) are not differences.",
 	// groupReader alts
-	"When the source itself holds several rows for one (metric, step) with the same time and different values, " +
-		"the server keeps whichever arrived last; any of them is accepted.",
+	"When several rows of one (metric, step) share the largest time with different values — in the source or " +
+		"on the server — the server keeps whichever arrived last, which concurrent batches leave open; any of them is accepted.",
 	// samePoint
 	"Values are compared bit for bit, except that every NaN equals every NaN (the read API flags NaN, +Inf and -Inf " +
 		"without their payload) and -0 equals 0 (the server's JavaScript writes -0 as 0).",
@@ -32,9 +32,10 @@ var Rules = []string{
 		"version, host name, source file), createdAt, updatedAt and statusUpdated (the server sets them itself), " +
 		"the order of tags, notes.",
 	// compareCounts
-	"Console lines and files: fewer on the server than in the source is a difference; more, when the extra ones " +
-		"repeat the source's, is a note — the delivery guarantee allows one batch per run and endpoint to be stored " +
-		"twice after a crash.",
+	"Console lines are counted: fewer on the server than in the source is a difference, more is a note — the " +
+		"delivery guarantee allows one batch per run and endpoint to be stored twice after a crash. Files are " +
+		"matched by log name, file name, step and size: a missing or unknown one is a difference, one registered " +
+		"twice a note.",
 	// compareCounts
 	"String series and histogram rows are not checked: the read API has no endpoint for them (the report gives their counts).",
 	// compareLogNames
