@@ -117,8 +117,45 @@ func (s *Server) uint64Arg(w http.ResponseWriter, r *http.Request, q queryArgs, 
 	return uint64(f), true
 }
 
-func chTime(ms uint64) string {
-	return time.UnixMilli(int64(ms)).UTC().Format("2006-01-02 15:04:05.000")
+func chTime(ms uint64) string { return string(appendCHTime(nil, ms)) }
+
+// appendCHTime appends epoch milliseconds as ClickHouse writes a
+// DateTime64(3) in UTC: "YYYY-MM-DD hh:mm:ss.sss". Times before 1970 or
+// after 9999 go through package time.
+func appendCHTime(b []byte, ms uint64) []byte {
+	if ms >= 253402300800000 { // 10000-01-01
+		return time.UnixMilli(int64(ms)).UTC().AppendFormat(b, "2006-01-02 15:04:05.000")
+	}
+	days := int64(ms / 86400000)
+	rem := ms % 86400000
+	// H. Hinnant's civil_from_days.
+	z := days + 719468
+	era := z / 146097
+	doe := z - era*146097
+	yoe := (doe - doe/1460 + doe/36524 - doe/146096) / 365
+	y := yoe + era*400
+	doy := doe - (365*yoe + yoe/4 - yoe/100)
+	mp := (5*doy + 2) / 153
+	d := doy - (153*mp+2)/5 + 1
+	m := mp + 3
+	if m > 12 {
+		m -= 12
+	}
+	if m <= 2 {
+		y++
+	}
+	two := func(b []byte, v uint64) []byte { return append(b, byte('0'+v/10), byte('0'+v%10)) }
+	b = append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-')
+	b = two(b, uint64(m))
+	b = append(b, '-')
+	b = two(b, uint64(d))
+	b = append(b, ' ')
+	b = two(b, rem/3600000)
+	b = append(b, ':')
+	b = two(b, rem/60000%60)
+	b = append(b, ':')
+	b = two(b, rem/1000%60)
+	return append(b, '.', byte('0'+rem%1000/100), byte('0'+rem%100/10), byte('0'+rem%10))
 }
 
 func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
@@ -366,7 +403,7 @@ func (s *Server) apiMetricsRaw(w http.ResponseWriter, r *http.Request) {
 		st.mu.Unlock()
 	}
 	group := logGroupOf(logName)
-	b := make([]byte, 0, 64+len(rows)*96)
+	b := make([]byte, 0, 64+len(rows)*(110+len(group)))
 	b = append(b, `{"rows":[`...)
 	for i, p := range rows {
 		if i > 0 {
@@ -378,7 +415,7 @@ func (s *Server) apiMetricsRaw(w http.ResponseWriter, r *http.Request) {
 		b = append(b, `,"step":"`...)
 		b = strconv.AppendUint(b, p.Step, 10)
 		b = append(b, `","time":"`...)
-		b = append(b, chTime(p.Time)...)
+		b = appendCHTime(b, p.Time)
 		b = append(b, `","value":`...)
 		b = appendJSFloat(b, v)
 		b = append(b, `,"nonFiniteFlags":`...)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // getAPI sends a GET to the backend with the default key.
@@ -531,6 +532,15 @@ func TestJSNumberAndILike(t *testing.T) {
 	} {
 		if got := ilike(tc.s, tc.p); got != tc.want {
 			t.Errorf("%q ILIKE %q = %v", tc.s, tc.p, got)
+		}
+	}
+}
+
+func TestAppendCHTime(t *testing.T) {
+	for _, ms := range []uint64{0, 1, 951782400000, 951825600123, 1700000000500, 4102444800999, 253402300799999, 253402300800000} {
+		want := time.UnixMilli(int64(ms)).UTC().Format("2006-01-02 15:04:05.000")
+		if got := chTime(ms); got != want {
+			t.Errorf("%d: %s, want %s", ms, got, want)
 		}
 	}
 }

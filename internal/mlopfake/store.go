@@ -95,11 +95,19 @@ type series struct {
 	prevTime   uint64
 	increasing bool // steps strictly increasing so far: raw == dedup view
 
-	// sorted caches the raw rows ordered by (step, time, arrival) for the
-	// read API when steps are not strictly increasing; valid while
-	// sortedN == n.
-	sorted  []Point
-	sortedN int
+	// runs index the series as maximal stretches of arrival order that are
+	// ordered by (step, time) — a batch, typically — so the read API can
+	// merge the few that overlap a step range instead of sorting them all.
+	runs []seriesRun
+}
+
+// seriesRun is one ordered stretch of a series: where it starts, the
+// decoder state before its first point, and its step range.
+type seriesRun struct {
+	chunk, off         int
+	prevStep, prevTime uint64
+	minStep, maxStep   uint64
+	n                  int
 }
 
 // chunkBase is the decoder state before a chunk's first point, and that
@@ -140,12 +148,50 @@ func (s *series) add(step, t uint64, v float64) {
 		s.chunks = append(s.chunks, c)
 		s.bases = append(s.bases, chunkBase{prevStep: s.prevStep, prevTime: s.prevTime, firstStep: step})
 	}
+	if s.n == 0 || step < s.prevStep || step == s.prevStep && t < s.prevTime {
+		s.runs = append(s.runs, seriesRun{chunk: len(s.chunks) - 1, off: len(c), prevStep: s.prevStep, prevTime: s.prevTime, minStep: step})
+	}
+	r := &s.runs[len(s.runs)-1]
+	r.maxStep = step
+	r.n++
 	c = binary.AppendUvarint(c, zigzag(step-s.prevStep))
 	c = binary.AppendUvarint(c, zigzag(t-s.prevTime))
 	c = binary.LittleEndian.AppendUint64(c, math.Float64bits(v))
 	s.chunks[len(s.chunks)-1] = c
 	s.prevStep, s.prevTime = step, t
 	s.n++
+}
+
+// runCursor reads one run's points in order.
+type runCursor struct {
+	s          *series
+	chunk, off int
+	step, time uint64
+	left       int
+	cur        Point
+	idx        int // the run's index: arrival order breaks ties
+}
+
+func (c *runCursor) next() bool {
+	if c.left == 0 {
+		return false
+	}
+	ch := c.s.chunks[c.chunk]
+	if c.off >= len(ch) {
+		c.chunk, c.off = c.chunk+1, 0
+		ch = c.s.chunks[c.chunk]
+	}
+	ds, n := binary.Uvarint(ch[c.off:])
+	c.off += n
+	dt, n := binary.Uvarint(ch[c.off:])
+	c.off += n
+	bits := binary.LittleEndian.Uint64(ch[c.off:])
+	c.off += 8
+	c.step += unzigzag(ds)
+	c.time += unzigzag(dt)
+	c.left--
+	c.cur = Point{Step: c.step, Time: c.time, Value: math.Float64frombits(bits)}
+	return true
 }
 
 // each calls fn for every raw point in insertion order.
@@ -184,6 +230,7 @@ func (s *series) rangeRows(stepMin, stepMax uint64, limit int) (rows []Point, mo
 	if stepMin > stepMax || s.n == 0 {
 		return nil, false
 	}
+	rows = make([]Point, 0, min(limit, s.n, 1<<16))
 	if s.increasing {
 		// Arrival order is step order: start at the last chunk whose first
 		// step is <= stepMin.
@@ -203,22 +250,65 @@ func (s *series) rangeRows(stepMin, stepMax uint64, limit int) (rows []Point, mo
 		})
 		return rows, more
 	}
-	if s.sortedN != s.n || s.sorted == nil {
-		s.sorted = s.raw()
-		slices.SortStableFunc(s.sorted, func(a, b Point) int {
-			if a.Step != b.Step {
-				return cmpU64(a.Step, b.Step)
-			}
-			return cmpU64(a.Time, b.Time)
-		})
-		s.sortedN = s.n
+	// Merge the ordered runs that overlap the range; ties in (step, time)
+	// go to the earlier run, the earlier arrival.
+	var h []*runCursor
+	for i, r := range s.runs {
+		if r.maxStep < stepMin || r.minStep > stepMax {
+			continue
+		}
+		c := &runCursor{s: s, chunk: r.chunk, off: r.off, step: r.prevStep, time: r.prevTime, left: r.n, idx: i}
+		for c.next() && c.cur.Step < stepMin {
+		}
+		// Either at the first point >= stepMin, or past the run's end with
+		// the last point below it.
+		if c.cur.Step >= stepMin && c.cur.Step <= stepMax {
+			h = append(h, c)
+		}
 	}
-	i, _ := slices.BinarySearchFunc(s.sorted, stepMin, func(p Point, step uint64) int { return cmpU64(p.Step, step) })
-	for ; i < len(s.sorted) && s.sorted[i].Step <= stepMax; i++ {
+	less := func(a, b *runCursor) bool {
+		if a.cur.Step != b.cur.Step {
+			return a.cur.Step < b.cur.Step
+		}
+		if a.cur.Time != b.cur.Time {
+			return a.cur.Time < b.cur.Time
+		}
+		return a.idx < b.idx
+	}
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			if r := l + 1; r < len(h) && less(h[r], h[l]) {
+				l = r
+			}
+			if !less(h[l], h[i]) {
+				return
+			}
+			h[i], h[l] = h[l], h[i]
+			i = l
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for len(h) > 0 {
 		if len(rows) == limit {
 			return rows, true
 		}
-		rows = append(rows, s.sorted[i])
+		c := h[0]
+		rows = append(rows, c.cur)
+		if c.next() && c.cur.Step <= stepMax {
+			down(0)
+			continue
+		}
+		h[0] = h[len(h)-1]
+		h = h[:len(h)-1]
+		if len(h) > 0 {
+			down(0)
+		}
 	}
 	return rows, false
 }
