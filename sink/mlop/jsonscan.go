@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"unsafe"
 )
 
 // jsonScan is a minimal JSON reader over a complete document, for the one
@@ -167,18 +168,40 @@ func (p *jsonScan) scalar() (tok []byte, quoted bool, err error) {
 	return tok, false, nil
 }
 
+// view is tok as a string without a copy, for strconv calls that do not
+// keep their argument (they copy it into any error they return).
+func view(tok []byte) string { return unsafe.String(unsafe.SliceData(tok), len(tok)) }
+
+// digits parses a run of at most 19 decimal digits.
+func digits(tok []byte) (uint64, bool) {
+	if len(tok) == 0 || len(tok) > 19 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range tok {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}
+
 // uintValue reads an unsigned integer given as a number or a string.
 func (p *jsonScan) uintValue() (uint64, error) {
 	tok, _, err := p.scalar()
 	if err != nil {
 		return 0, err
 	}
+	if v, ok := digits(tok); ok {
+		return v, nil
+	}
 	if bytes.Equal(tok, []byte("null")) {
 		return 0, nil
 	}
-	v, err := strconv.ParseUint(string(tok), 10, 64)
+	v, err := strconv.ParseUint(view(tok), 10, 64)
 	if err != nil {
-		f, ferr := strconv.ParseFloat(string(tok), 64)
+		f, ferr := strconv.ParseFloat(view(tok), 64)
 		if ferr != nil || f < 0 || f != float64(uint64(f)) {
 			return 0, p.errf("not an unsigned integer: %q", tok)
 		}
@@ -197,7 +220,7 @@ func (p *jsonScan) floatValue() (float64, error) {
 	if bytes.Equal(tok, []byte("null")) {
 		return 0, nil
 	}
-	v, err := strconv.ParseFloat(string(tok), 64)
+	v, err := strconv.ParseFloat(view(tok), 64)
 	if err != nil {
 		return 0, p.errf("not a number: %q", tok)
 	}
@@ -211,13 +234,13 @@ func (p *jsonScan) timeValue() (int64, error) {
 		return 0, err
 	}
 	if !quoted {
-		v, err := strconv.ParseInt(string(tok), 10, 64)
+		v, err := strconv.ParseInt(view(tok), 10, 64)
 		if err != nil {
 			return 0, p.errf("not a time: %q", tok)
 		}
 		return v, nil
 	}
-	if ms, ok := parseCHTime(string(tok)); ok {
+	if ms, ok := parseCHTime(view(tok)); ok {
 		return ms, nil
 	}
 	return ParseServerTime(string(tok))
@@ -256,7 +279,7 @@ func (p *jsonScan) skip() error {
 	case "true", "false", "null":
 		return nil
 	}
-	if _, err := strconv.ParseFloat(string(tok), 64); err != nil {
+	if _, err := strconv.ParseFloat(view(tok), 64); err != nil {
 		return p.errf("bad value %q", tok)
 	}
 	return nil

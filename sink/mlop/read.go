@@ -363,6 +363,12 @@ type RawMetricsQuery struct {
 // time: GET {api}/api/runs/metrics/raw. truncated means more rows matched
 // than were returned. The rows are appended to dst[:0].
 func (c *Client) RawMetrics(ctx context.Context, mq RawMetricsQuery, dst []MetricRow) (rows []MetricRow, truncated bool, err error) {
+	return c.rawMetrics(ctx, mq, dst, nil)
+}
+
+// rawMetrics is RawMetrics reading the body into *body (nil: a fresh
+// buffer).
+func (c *Client) rawMetrics(ctx context.Context, mq RawMetricsQuery, dst []MetricRow, body *[]byte) (rows []MetricRow, truncated bool, err error) {
 	const op = "read metrics"
 	if mq.RunID <= 0 || mq.Project == "" || mq.LogName == "" {
 		return nil, false, invalidf("%s: run id %d, project %q, metric %q", op, mq.RunID, mq.Project, mq.LogName)
@@ -381,7 +387,12 @@ func (c *Client) RawMetrics(ctx context.Context, mq RawMetricsQuery, dst []Metri
 	if mq.HasMax {
 		q.Set("stepMax", strconv.FormatUint(mq.StepMax, 10))
 	}
-	d := &rawPageDecoder{rows: dst[:0]}
+	if cap(dst) < mq.Limit {
+		// Room for a whole page at once: growing a 50,000-row slice copies
+		// it several times.
+		dst = make([]MetricRow, 0, mq.Limit)
+	}
+	d := &rawPageDecoder{rows: dst[:0], body: body}
 	if err := c.get(ctx, op, "/api/runs/metrics/raw", q, d); err != nil {
 		return nil, false, err
 	}
@@ -418,14 +429,15 @@ func (c *Client) MetricRows(ctx context.Context, runID int64, project, logName s
 		defer close(done)
 		defer close(pages)
 		cursor := from
+		var body []byte
 		for {
 			var buf []MetricRow
 			select {
 			case buf = <-recycled:
 			default:
 			}
-			rows, truncated, err := c.RawMetrics(ctx, RawMetricsQuery{RunID: runID, Project: project, LogName: logName,
-				StepMin: cursor, Limit: limit}, buf)
+			rows, truncated, err := c.rawMetrics(ctx, RawMetricsQuery{RunID: runID, Project: project, LogName: logName,
+				StepMin: cursor, Limit: limit}, buf, &body)
 			if err == nil {
 				err = checkStepOrder(rows, cursor)
 			}
@@ -581,21 +593,50 @@ var _ bodyDecoder = (*rawPageDecoder)(nil)
 // rows. Unknown keys are skipped; the row fields take the types the
 // server may use (see the file comment).
 type rawPageDecoder struct {
+	body         *[]byte // read buffer, reused across pages; nil for a fresh one
 	rows         []MetricRow
 	truncated    bool
 	sawRows      bool
 	sawTruncated bool
 }
 
+// readBody reads all of r into *buf, doubling it as needed; the buffer
+// is kept for the next page (a page is megabytes; the rows do not point
+// into it).
+func readBody(r io.Reader, buf *[]byte) error {
+	b := (*buf)[:0]
+	for {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), max(2*cap(b), 256<<10))
+			copy(nb, b)
+			b = nb
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if len(b) > maxReadBody {
+			*buf = b[:0]
+			return fmt.Errorf("response larger than %d bytes", maxReadBody)
+		}
+		if err == io.EOF {
+			*buf = b
+			return nil
+		}
+		if err != nil {
+			*buf = b[:0]
+			return err
+		}
+	}
+}
+
 func (d *rawPageDecoder) decodeBody(r io.Reader) error {
-	b, err := io.ReadAll(io.LimitReader(r, maxReadBody+1))
-	if err != nil {
+	buf := d.body
+	if buf == nil {
+		buf = new([]byte)
+	}
+	if err := readBody(r, buf); err != nil {
 		return err
 	}
-	if len(b) > maxReadBody {
-		return fmt.Errorf("response larger than %d bytes", maxReadBody)
-	}
-	p := &jsonScan{b: b}
+	p := &jsonScan{b: *buf}
 	if err := p.object(func(key []byte) error {
 		switch string(key) {
 		case "rows":
