@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/mlop-ai/mlop-agent/sink/mlop"
 )
@@ -22,14 +23,13 @@ func (v *verifier) compareRun(ctx context.Context, er *ExpectedRun) *RunReport {
 		}
 		rr.DataRows[strings.Replace(k, "\x00", " ", 1)] = er.DataRows[k]
 	}
-	sorted, err := sortSpool(er.spool, v.opts.TmpDir, v.opts.ChunkPoints)
+	sp, err := sortSpool(er.spool, v.opts.TmpDir, v.opts.ChunkPoints, er.Rows)
 	if err != nil {
 		rr.Problems = append(rr.Problems, fmt.Sprintf("read the source's points back from disk: %v", err))
 		rr.Unchecked = er.Rows
 		return rr
 	}
-	defer sorted.close()
-	gr := newGroupReader(sorted)
+	defer sp.close()
 	res := v.resolved[er.CaptureID]
 	switch {
 	case res == nil || res.problem != "":
@@ -38,11 +38,11 @@ func (v *verifier) compareRun(ctx context.Context, er *ExpectedRun) *RunReport {
 			problem = res.problem
 		}
 		rr.Problems = append(rr.Problems, "could not look the run up: "+problem)
-		v.drain(rr, er, gr, func(mr *MetricReport, g stepGroup) { mr.Unchecked++ })
+		v.drain(rr, er, sp, func(mr *MetricReport, g stepGroup) { mr.Unchecked++ })
 		return rr
 	case res.id == 0:
 		v.add(rr, Difference{Kind: KindRunMissing, Detail: fmt.Sprintf("no run with externalId %q in project %q", er.ExternalID, er.Project)}, false)
-		v.drain(rr, er, gr, func(mr *MetricReport, g stepGroup) {
+		v.drain(rr, er, sp, func(mr *MetricReport, g stepGroup) {
 			mr.Missing++
 			step := g.step
 			v.add(rr, Difference{Kind: KindPointMissing, Metric: mr.Name, Step: &step, Want: formatValue(math.Float64frombits(g.bits))}, true)
@@ -52,7 +52,7 @@ func (v *verifier) compareRun(ctx context.Context, er *ExpectedRun) *RunReport {
 	rr.RunID, rr.FoundBy = res.id, res.how
 	d := res.details
 	v.compareMeta(ctx, rr, er, d)
-	v.compareMetrics(ctx, rr, er, d, gr)
+	v.compareMetrics(ctx, rr, er, d, sp)
 	v.compareCounts(ctx, rr, er, d)
 	return rr
 }
@@ -70,48 +70,65 @@ func (v *verifier) add(rr *RunReport, d Difference, point bool) {
 	}
 }
 
-// drain consumes every expected step of a run that cannot be compared,
+// drain walks every expected step of a run that cannot be compared,
 // calling each for it, and fills the per-metric tallies.
-func (v *verifier) drain(rr *RunReport, er *ExpectedRun, gr *groupReader, each func(*MetricReport, stepGroup)) {
-	byID := map[uint32]int{}
-	for {
-		g, ok := gr.next()
-		if !ok {
-			break
+func (v *verifier) drain(rr *RunReport, er *ExpectedRun, sp *sortedSpool, each func(*MetricReport, stepGroup)) {
+	for _, id := range sp.metrics {
+		mr := MetricReport{Name: er.Metrics[id], Rows: er.MetricRows[id]}
+		src, err := sp.points(id)
+		if err != nil {
+			rr.Problems = append(rr.Problems, fmt.Sprintf("read the source's points back from disk: %v", err))
+			continue
 		}
-		i, seen := byID[g.metric]
-		if !seen {
-			i = len(rr.Metrics)
-			byID[g.metric] = i
-			rr.Metrics = append(rr.Metrics, MetricReport{Name: er.Metrics[g.metric], Rows: er.MetricRows[g.metric]})
+		gr := newGroupReader(src)
+		for {
+			g, ok := gr.next()
+			if !ok {
+				break
+			}
+			mr.Points++
+			each(&mr, g)
+			v.pointsDone.Add(1)
 		}
-		mr := &rr.Metrics[i]
-		mr.Points++
-		each(mr, g)
-		v.pointsDone.Add(1)
-	}
-	if gr.err != nil {
-		rr.Problems = append(rr.Problems, fmt.Sprintf("read the source's points back from disk: %v", gr.err))
-	}
-	for _, mr := range rr.Metrics {
+		if gr.err != nil {
+			rr.Problems = append(rr.Problems, fmt.Sprintf("read the source's points back from disk: %v", gr.err))
+		}
+		src.close()
+		rr.Metrics = append(rr.Metrics, mr)
 		rr.Points += mr.Points
 		rr.Missing += mr.Missing
 		rr.Unchecked += mr.Unchecked
 	}
 }
 
-// compareMetrics compares every metric the source has, then looks for
-// metrics only the server has.
-func (v *verifier) compareMetrics(ctx context.Context, rr *RunReport, er *ExpectedRun, d *mlop.RunDetails, gr *groupReader) {
-	for {
-		id, ok := gr.peekMetric()
-		if !ok {
-			break
-		}
-		rr.Metrics = append(rr.Metrics, v.compareMetric(ctx, rr, er, er.Metrics[id], int(id), gr))
+// metricResult is what one metric's comparison found; compareMetrics
+// merges the results of a run's metrics in order.
+type metricResult struct {
+	mr       MetricReport
+	diffs    []Difference
+	omitted  int64
+	problems []string
+}
+
+func (v *verifier) note(res *metricResult, d Difference) {
+	if v.diffs.keep() {
+		res.diffs = append(res.diffs, d)
+	} else {
+		res.omitted++
 	}
-	if gr.err != nil {
-		rr.Problems = append(rr.Problems, fmt.Sprintf("read the source's points back from disk: %v", gr.err))
+}
+
+// compareMetrics compares every metric the source has, and then the
+// metrics only the server has, several at a time (v.slots bounds the reads
+// in flight over all runs).
+func (v *verifier) compareMetrics(ctx context.Context, rr *RunReport, er *ExpectedRun, d *mlop.RunDetails, sp *sortedSpool) {
+	type task struct {
+		name string
+		id   int // -1: only on the server
+	}
+	var tasks []task
+	for _, id := range sp.metrics {
+		tasks = append(tasks, task{er.Metrics[id], int(id)})
 	}
 	expected := map[string]bool{}
 	for _, n := range er.Metrics {
@@ -136,11 +153,42 @@ func (v *verifier) compareMetrics(ctx context.Context, rr *RunReport, er *Expect
 		rr.Notes = append(rr.Notes, fmt.Sprintf("the server lists at most %d metric names per request; metrics beyond them that only the server has may not be found", mlop.MetricNamesCap))
 	}
 	for _, n := range sortedKeys(onServer) {
-		mr := v.compareMetric(ctx, rr, er, n, -1, gr)
-		if mr.Server > 0 || mr.Error != "" {
-			mr.OnlyOnSrv = true
-			rr.Metrics = append(rr.Metrics, mr)
+		tasks = append(tasks, task{n, -1})
+	}
+
+	results := make([]metricResult, len(tasks))
+	var wg sync.WaitGroup
+	for i, t := range tasks {
+		select {
+		case v.slots <- struct{}{}:
+		case <-ctx.Done():
+			results[i].problems = []string{ctx.Err().Error()}
+			continue
 		}
+		wg.Add(1)
+		go func() {
+			defer func() { <-v.slots; wg.Done() }()
+			results[i] = v.compareMetric(ctx, rr.RunID, er, t.name, t.id, sp)
+		}()
+	}
+	wg.Wait()
+	for _, res := range results {
+		mr := res.mr
+		if mr.OnlyOnSrv && mr.Server == 0 && mr.Error == "" {
+			continue // registered, never written: compareLogNames has it
+		}
+		for _, d := range res.diffs {
+			d.Run, d.ExternalID, d.RunID = rr.Name, rr.ExternalID, rr.RunID
+			rr.Differences = append(rr.Differences, d)
+		}
+		rr.Omitted += res.omitted
+		rr.Problems = append(rr.Problems, res.problems...)
+		rr.Metrics = append(rr.Metrics, mr)
+		rr.Points += mr.Points
+		rr.Missing += mr.Missing
+		rr.Different += mr.Different
+		rr.Extra += mr.Extra
+		rr.Unchecked += mr.Unchecked
 	}
 }
 
@@ -160,16 +208,25 @@ func matches(g stepGroup, got float64) bool {
 
 // compareMetric merges the source's steps of one metric (id; -1 when the
 // source has none) with the server's rows, page by page.
-func (v *verifier) compareMetric(ctx context.Context, rr *RunReport, er *ExpectedRun, name string, id int, gr *groupReader) MetricReport {
-	mr := MetricReport{Name: name}
+func (v *verifier) compareMetric(ctx context.Context, runID int64, er *ExpectedRun, name string, id int, sp *sortedSpool) metricResult {
+	res := metricResult{mr: MetricReport{Name: name, OnlyOnSrv: id < 0}}
+	mr := &res.mr
+	next := func() (stepGroup, bool) { return stepGroup{}, false }
 	if id >= 0 {
 		mr.Rows = er.MetricRows[id]
-	}
-	next := func() (stepGroup, bool) {
-		if m, ok := gr.peekMetric(); id < 0 || !ok || int(m) != id {
-			return stepGroup{}, false
+		src, err := sp.points(uint32(id))
+		if err != nil {
+			res.problems = append(res.problems, fmt.Sprintf("read the source's points of %q back from disk: %v", name, err))
+			return res
 		}
-		return gr.next()
+		defer src.close()
+		gr := newGroupReader(src)
+		next = gr.next
+		defer func() {
+			if gr.err != nil {
+				res.problems = append(res.problems, fmt.Sprintf("read the source's points of %q back from disk: %v", name, gr.err))
+			}
+		}()
 	}
 	cur, have := next()
 	missing := func(g stepGroup) {
@@ -177,9 +234,9 @@ func (v *verifier) compareMetric(ctx context.Context, rr *RunReport, er *Expecte
 		mr.Missing++
 		v.pointsDone.Add(1)
 		step := g.step
-		v.add(rr, Difference{Kind: KindPointMissing, Metric: name, Step: &step, Want: formatValue(math.Float64frombits(g.bits))}, true)
+		v.note(&res, Difference{Kind: KindPointMissing, Metric: name, Step: &step, Want: formatValue(math.Float64frombits(g.bits))})
 	}
-	err := v.api.MetricRows(ctx, rr.RunID, er.Project, name, 0, v.opts.PageRows, func(rows []mlop.MetricRow) error {
+	err := v.api.MetricRows(ctx, runID, er.Project, name, 0, v.opts.PageRows, func(rows []mlop.MetricRow) error {
 		mr.Server += int64(len(rows))
 		for i := 0; i < len(rows); {
 			j := i + 1
@@ -213,12 +270,12 @@ func (v *verifier) compareMetric(ctx context.Context, rr *RunReport, er *Expecte
 					if j-i > 1 {
 						dd.Detail = fmt.Sprintf("%d rows on the server at this step, the newest shown", j-i)
 					}
-					v.add(rr, dd, true)
+					v.note(&res, dd)
 				}
 				cur, have = next()
 			} else {
 				mr.Extra++
-				v.add(rr, Difference{Kind: KindPointExtra, Metric: name, Step: &step, Got: formatValue(win.Value)}, true)
+				v.note(&res, Difference{Kind: KindPointExtra, Metric: name, Step: &step, Got: formatValue(win.Value)})
 			}
 			i = j
 		}
@@ -226,7 +283,7 @@ func (v *verifier) compareMetric(ctx context.Context, rr *RunReport, er *Expecte
 	})
 	if err != nil {
 		mr.Error = err.Error()
-		rr.Problems = append(rr.Problems, v.problemOf(fmt.Sprintf("read metric %q", name), err))
+		res.problems = append(res.problems, v.problemOf(fmt.Sprintf("read metric %q", name), err))
 		for have {
 			mr.Points++
 			mr.Unchecked++
@@ -239,12 +296,7 @@ func (v *verifier) compareMetric(ctx context.Context, rr *RunReport, er *Expecte
 			cur, have = next()
 		}
 	}
-	rr.Points += mr.Points
-	rr.Missing += mr.Missing
-	rr.Different += mr.Different
-	rr.Extra += mr.Extra
-	rr.Unchecked += mr.Unchecked
-	return mr
+	return res
 }
 
 // compareMeta checks name, status, tags, config, fork link and log names.

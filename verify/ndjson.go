@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"unsafe"
 )
 
 // Decoding of /ingest/metrics lines the way the ingest reads them
@@ -103,9 +104,13 @@ func (p *lineScan) token() []byte {
 	return p.b[start:p.i]
 }
 
+// view is tok as a string without a copy, for strconv calls that do not
+// keep their argument.
+func view(tok []byte) string { return unsafe.String(unsafe.SliceData(tok), len(tok)) }
+
 func (p *lineScan) u64() (uint64, error) {
 	tok := p.token()
-	v, err := strconv.ParseUint(string(tok), 10, 64)
+	v, err := strconv.ParseUint(view(tok), 10, 64)
 	if err != nil {
 		return 0, p.errf("want an unsigned integer, got %q", tok)
 	}
@@ -227,7 +232,7 @@ func (p *lineScan) data(ml *metricLine) error {
 				if len(tok) == 0 || !(tok[0] == '-' || tok[0] >= '0' && tok[0] <= '9') {
 					return p.errf("metric %q: value %q is not a number", name, tok)
 				}
-				f, err := strconv.ParseFloat(string(tok), 64)
+				f, err := strconv.ParseFloat(view(tok), 64)
 				if err != nil {
 					return p.errf("metric %q: value %q is not a number", name, tok)
 				}

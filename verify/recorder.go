@@ -52,6 +52,10 @@ type Recorder struct {
 	maxBuffer int64
 }
 
+// runFlushBytes is how much of one run's spool is buffered before it is
+// written; all runs together hold at most Recorder.maxBuffer.
+const runFlushBytes = 1 << 20
+
 // Hosts of the base URLs a capture client must be given; anything else is
 // refused.
 const (
@@ -96,7 +100,7 @@ type capRun struct {
 // NewRecorder returns a recorder that spools metric rows under dir (which
 // must exist and be private to it).
 func NewRecorder(dir string) *Recorder {
-	return &Recorder{dir: dir, runs: map[int64]*capRun{}, byKey: map[string]*capRun{}, nextID: 1, maxBuffer: 32 << 20}
+	return &Recorder{dir: dir, runs: map[int64]*capRun{}, byKey: map[string]*capRun{}, nextID: 1, maxBuffer: 8 << 20}
 }
 
 // Points is the number of metric rows recorded so far.
@@ -500,12 +504,21 @@ func (r *Recorder) metrics(req *http.Request, body []byte) (int, string, []byte)
 	})
 	run.rows += int64(n)
 	grown := int64(len(run.buf) - before)
+	var ferr error
+	if len(run.buf) >= runFlushBytes {
+		// A busy run writes its own buffer out; the buffer is kept.
+		grown -= int64(len(run.buf))
+		ferr = run.flush(r.dir)
+	}
 	run.mu.Unlock()
 	r.points.Add(int64(n))
-	if r.buffered.Add(grown) > r.maxBuffer {
-		if ferr := r.flushAll(); ferr != nil {
-			return r.fail(http.StatusInternalServerError, "spool: %v", ferr)
-		}
+	if ferr == nil && r.buffered.Add(grown) > r.maxBuffer {
+		ferr = r.flushAll()
+	}
+	if ferr != nil {
+		e := ferr
+		r.flushErr.Store(&e)
+		return r.fail(http.StatusInternalServerError, "spool: %v", ferr)
 	}
 	if err != nil {
 		// The ingest stores the lines before a bad one and answers 422.
@@ -557,7 +570,7 @@ func (c *capRun) flush(dir string) error {
 	}
 	c.spooled = true
 	c.buf = c.buf[:0]
-	if cap(c.buf) > 1<<20 {
+	if cap(c.buf) > 2*runFlushBytes {
 		c.buf = nil
 	}
 	return nil

@@ -182,8 +182,14 @@ func thousands(n int64) string {
 // Summary is the one-line result:
 // "verified 412 runs, 3,108 metrics, 48,220,114 points: 0 missing, 0 different, 0 extra".
 func (r *Report) Summary() string {
-	s := fmt.Sprintf("verified %s runs, %s metrics, %s points: %s missing, %s different, %s extra",
-		thousands(int64(r.Runs)), thousands(int64(r.Metrics)), thousands(r.Points),
+	count := func(n int64, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return thousands(n) + " " + many
+	}
+	s := fmt.Sprintf("verified %s, %s, %s: %s missing, %s different, %s extra",
+		count(int64(r.Runs), "run", "runs"), count(int64(r.Metrics), "metric", "metrics"), count(r.Points, "point", "points"),
 		thousands(r.Missing), thousands(r.Different), thousands(r.Extra))
 	if r.Other > 0 {
 		s += fmt.Sprintf("; %s other differences", thousands(r.Other))

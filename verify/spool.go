@@ -84,8 +84,10 @@ type pointDecoder struct {
 	prev []deltaState
 }
 
-func newPointDecoder(r io.Reader) *pointDecoder {
-	return &pointDecoder{r: bufio.NewReaderSize(r, 64<<10)}
+func newPointDecoder(r io.Reader) *pointDecoder { return newPointDecoderSize(r, 64<<10) }
+
+func newPointDecoderSize(r io.Reader, size int) *pointDecoder {
+	return &pointDecoder{r: bufio.NewReaderSize(r, size)}
 }
 
 // next returns the next point, or io.EOF at a clean end.
@@ -116,13 +118,13 @@ func (d *pointDecoder) next() (point, error) {
 	return point{metric: uint32(m), step: st.step, time: st.time, bits: binary.LittleEndian.Uint64(b[:])}, nil
 }
 
-// sortedPoints yields the points of one spool file ordered by cmpPoint.
+// sortedPoints yields points ordered by cmpPoint.
 type sortedPoints interface {
 	next() (point, error) // io.EOF at the end
 	close() error
 }
 
-// memSorted is a spool that fit in one chunk.
+// memSorted is a sorted slice of points.
 type memSorted struct {
 	pts []point
 	i   int
@@ -138,87 +140,293 @@ func (m *memSorted) next() (point, error) {
 
 func (m *memSorted) close() error { m.pts = nil; return nil }
 
-// sortSpool opens the spool at path, sorted. Up to chunk points are held
-// in memory at once; a larger spool is cut into sorted runs written to
-// tmpDir and merged.
-func sortSpool(path, tmpDir string, chunk int) (sortedPoints, error) {
+// sortedSpool is a run's spool sorted, readable one metric at a time and
+// from several goroutines at once: in memory when it fit in one chunk,
+// else as sorted run files with the byte range of each metric recorded.
+type sortedSpool struct {
+	metrics []uint32          // metric ids that have points, ascending
+	mem     []point           // sorted, when in memory
+	ranges  map[uint32][2]int // metric -> mem[from:to]
+	files   []runFile         // sorted runs, when on disk
+}
+
+// runFile is one sorted run on disk: a pointEncoder stream whose metrics
+// come one after the other, each starting from a fresh delta state, so a
+// metric's byte range decodes on its own.
+type runFile struct {
+	name     string
+	sections map[uint32][2]int64 // metric -> [offset, end)
+}
+
+// points returns the sorted points of one metric.
+func (s *sortedSpool) points(metric uint32) (sortedPoints, error) {
+	if s.files == nil {
+		r := s.ranges[metric]
+		return &memSorted{pts: s.mem[r[0]:r[1]]}, nil
+	}
+	m := &mergeRuns{}
+	// 256 KiB of read buffers per metric being read, however many sorted
+	// runs the spool was cut into.
+	bufSize := max(4<<10, (256<<10)/len(s.files))
+	for i, rf := range s.files {
+		sec, ok := rf.sections[metric]
+		if !ok {
+			continue
+		}
+		f, err := os.Open(rf.name)
+		if err != nil {
+			m.close()
+			return nil, fmt.Errorf("open sort run: %w", err)
+		}
+		m.files = append(m.files, f)
+		dec := newPointDecoderSize(io.NewSectionReader(f, sec[0], sec[1]-sec[0]), bufSize)
+		p, err := dec.next()
+		if errors.Is(err, io.EOF) {
+			continue
+		}
+		if err != nil {
+			m.close()
+			return nil, err
+		}
+		p.metric = metric
+		m.h = append(m.h, mergeItem{p: p, run: i, dec: dec})
+	}
+	heap.Init(&m.h)
+	return m, nil
+}
+
+// close removes the run files.
+func (s *sortedSpool) close() error {
+	var errs []error
+	for _, rf := range s.files {
+		if err := os.Remove(rf.name); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	s.files, s.mem = nil, nil
+	return errors.Join(errs...)
+}
+
+// sortSpool sorts the spool at path (of about n points). Up to chunk
+// points are held in memory at once; a larger spool is cut into sorted
+// runs written to tmpDir.
+func sortSpool(path, tmpDir string, chunk int, n int64) (*sortedSpool, error) {
+	out := &sortedSpool{ranges: map[uint32][2]int{}}
 	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return &memSorted{}, nil
+	if path == "" || errors.Is(err, os.ErrNotExist) {
+		return out, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open spool: %w", err)
 	}
 	defer f.Close()
 	dec := newPointDecoder(f)
-	buf := make([]point, 0, min(chunk, 1<<16))
-	var runs []string
-	cleanup := func() {
-		for _, r := range runs {
-			os.Remove(r)
-		}
+	buf := make([]point, 0, min(int64(chunk), max(n, 1)))
+	var scratch []point
+	seen := map[uint32]bool{}
+	fail := func(err error) (*sortedSpool, error) {
+		out.close()
+		return nil, err
 	}
 	for {
 		p, err := dec.next()
 		if err != nil && !errors.Is(err, io.EOF) {
-			cleanup()
-			return nil, err
+			return fail(err)
 		}
 		end := errors.Is(err, io.EOF)
 		if !end {
 			p.seq = uint32(len(buf))
 			buf = append(buf, p)
-		}
-		if len(buf) == chunk || (end && len(runs) > 0 && len(buf) > 0) {
-			slices.SortFunc(buf, cmpPoint)
-			name, err := writeRun(tmpDir, buf)
-			if err != nil {
-				cleanup()
-				return nil, err
+			if !seen[p.metric] {
+				seen[p.metric] = true
+				out.metrics = append(out.metrics, p.metric)
 			}
-			runs = append(runs, name)
+		}
+		if len(buf) == chunk || (end && len(out.files) > 0 && len(buf) > 0) {
+			buf, scratch = sortChunk(buf, scratch)
+			rf, err := writeRun(tmpDir, buf)
+			if err != nil {
+				return fail(err)
+			}
+			out.files = append(out.files, rf)
 			buf = buf[:0]
 		}
 		if end {
 			break
 		}
 	}
-	if len(runs) == 0 {
-		slices.SortFunc(buf, cmpPoint)
-		return &memSorted{pts: buf}, nil
+	slices.Sort(out.metrics)
+	if out.files == nil {
+		out.mem, _ = sortChunk(buf, scratch)
+		for i := 0; i < len(out.mem); {
+			j := i
+			for j < len(out.mem) && out.mem[j].metric == out.mem[i].metric {
+				j++
+			}
+			out.ranges[out.mem[i].metric] = [2]int{i, j}
+			i = j
+		}
 	}
-	return openMerge(runs)
+	return out, nil
 }
 
-// writeRun writes sorted points to a new temporary file.
-func writeRun(dir string, pts []point) (string, error) {
+// sortChunk sorts pts by cmpPoint using scratch (grown to len(pts)) and
+// returns the sorted slice (which may be either buffer's memory) and the
+// other buffer. Points arrive grouped in batches, each in step order, so
+// after a stable counting sort by metric each metric is a few ascending
+// runs: those are merged, which costs a fraction of a comparison sort.
+func sortChunk(pts, scratch []point) (sorted, spare []point) {
+	if cap(scratch) < len(pts) {
+		scratch = make([]point, len(pts))
+	}
+	scratch = scratch[:len(pts)]
+	var counts []int
+	for _, p := range pts {
+		for int(p.metric) >= len(counts) {
+			counts = append(counts, 0)
+		}
+		counts[p.metric]++
+	}
+	starts := make([]int, len(counts)+1)
+	for m, c := range counts {
+		starts[m+1] = starts[m] + c
+	}
+	next := slices.Clone(starts[:len(counts)])
+	for _, p := range pts {
+		scratch[next[p.metric]] = p
+		next[p.metric]++
+	}
+	// scratch: grouped by metric, arrival order within. Each metric's
+	// segment goes back to pts sorted.
+	for m := range counts {
+		sortSegment(scratch[starts[m]:starts[m+1]], pts[starts[m]:starts[m+1]])
+	}
+	return pts, scratch
+}
+
+// lessST orders points of one metric by (step, time); arrival breaks ties.
+func lessST(a, b point) bool {
+	if a.step != b.step {
+		return a.step < b.step
+	}
+	return a.time < b.time
+}
+
+// sortSegment writes the points of one metric, src in arrival order, to
+// dst sorted by (step, time, arrival).
+func sortSegment(src, dst []point) {
+	// Ascending runs; a new run starts where the order goes back.
+	var bounds []int
+	for i := 1; i < len(src); i++ {
+		if lessST(src[i], src[i-1]) {
+			bounds = append(bounds, i)
+			if len(bounds) > 64 {
+				break
+			}
+		}
+	}
+	switch {
+	case len(bounds) == 0:
+		copy(dst, src)
+		return
+	case len(bounds) > 64:
+		// Not batches but noise: a comparison sort.
+		copy(dst, src)
+		slices.SortFunc(dst, cmpPoint)
+		return
+	}
+	// k-way merge of the runs; ties go to the earlier run (the earlier
+	// arrival).
+	type cursor struct{ i, end int }
+	var h []cursor
+	start := 0
+	for _, b := range append(bounds, len(src)) {
+		h = append(h, cursor{start, b})
+		start = b
+	}
+	less := func(a, b cursor) bool {
+		pa, pb := src[a.i], src[b.i]
+		if pa.step != pb.step || pa.time != pb.time {
+			return lessST(pa, pb)
+		}
+		return a.i < b.i
+	}
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			if r := l + 1; r < len(h) && less(h[r], h[l]) {
+				l = r
+			}
+			if !less(h[l], h[i]) {
+				return
+			}
+			h[i], h[l] = h[l], h[i]
+			i = l
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for o := range dst {
+		dst[o] = src[h[0].i]
+		h[0].i++
+		if h[0].i == h[0].end {
+			h[0] = h[len(h)-1]
+			h = h[:len(h)-1]
+		}
+		if len(h) > 0 {
+			down(0)
+		}
+	}
+}
+
+// writeRun writes sorted points to a new temporary file, recording where
+// each metric's points are.
+func writeRun(dir string, pts []point) (runFile, error) {
 	f, err := os.CreateTemp(dir, "sorted-*.run")
 	if err != nil {
-		return "", fmt.Errorf("create sort run: %w", err)
+		return runFile{}, fmt.Errorf("create sort run: %w", err)
 	}
+	rf := runFile{name: f.Name(), sections: map[uint32][2]int64{}}
 	w := bufio.NewWriterSize(f, 256<<10)
 	var enc pointEncoder
 	var b []byte
-	for _, p := range pts {
-		b = enc.append(b[:0], p)
+	var off int64
+	for i, p := range pts {
+		if i == 0 || p.metric != pts[i-1].metric {
+			if i > 0 {
+				m := pts[i-1].metric
+				rf.sections[m] = [2]int64{rf.sections[m][0], off}
+			}
+			rf.sections[p.metric] = [2]int64{off, off}
+			enc = pointEncoder{} // each metric decodes from a fresh state
+		}
+		b = enc.append(b[:0], point{step: p.step, time: p.time, bits: p.bits})
 		if _, err := w.Write(b); err != nil {
 			f.Close()
 			os.Remove(f.Name())
-			return "", fmt.Errorf("write sort run: %w", err)
+			return runFile{}, fmt.Errorf("write sort run: %w", err)
 		}
+		off += int64(len(b))
+	}
+	if len(pts) > 0 {
+		m := pts[len(pts)-1].metric
+		rf.sections[m] = [2]int64{rf.sections[m][0], off}
 	}
 	if err := errors.Join(w.Flush(), f.Close()); err != nil {
 		os.Remove(f.Name())
-		return "", fmt.Errorf("write sort run: %w", err)
+		return runFile{}, fmt.Errorf("write sort run: %w", err)
 	}
-	return f.Name(), nil
+	return rf, nil
 }
 
-// mergeRuns merges sorted run files; ties between runs go to the earlier
-// run (it holds the earlier arrivals).
+// mergeRuns merges the sections of one metric in several run files; ties
+// go to the earlier run (it holds the earlier arrivals).
 type mergeRuns struct {
 	files []*os.File
-	names []string
 	h     mergeHeap
 }
 
@@ -233,8 +441,8 @@ type mergeHeap []mergeItem
 func (h mergeHeap) Len() int { return len(h) }
 func (h mergeHeap) Less(i, j int) bool {
 	a, b := h[i].p, h[j].p
-	if a.metric != b.metric || a.step != b.step || a.time != b.time {
-		return cmpPoint(a, b) < 0
+	if a.step != b.step || a.time != b.time {
+		return lessST(a, b)
 	}
 	return h[i].run < h[j].run
 }
@@ -245,30 +453,6 @@ func (h *mergeHeap) Pop() any {
 	it := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return it
-}
-
-func openMerge(names []string) (*mergeRuns, error) {
-	m := &mergeRuns{names: names}
-	for i, n := range names {
-		f, err := os.Open(n)
-		if err != nil {
-			m.close()
-			return nil, fmt.Errorf("open sort run: %w", err)
-		}
-		m.files = append(m.files, f)
-		dec := newPointDecoder(f)
-		p, err := dec.next()
-		if errors.Is(err, io.EOF) {
-			continue
-		}
-		if err != nil {
-			m.close()
-			return nil, err
-		}
-		m.h = append(m.h, mergeItem{p: p, run: i, dec: dec})
-	}
-	heap.Init(&m.h)
-	return m, nil
 }
 
 func (m *mergeRuns) next() (point, error) {
@@ -284,6 +468,7 @@ func (m *mergeRuns) next() (point, error) {
 	case err != nil:
 		return point{}, err
 	default:
+		p.metric = out.metric
 		top.p = p
 		heap.Fix(&m.h, 0)
 	}
@@ -295,12 +480,7 @@ func (m *mergeRuns) close() error {
 	for _, f := range m.files {
 		errs = append(errs, f.Close())
 	}
-	for _, n := range m.names {
-		if err := os.Remove(n); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	m.files, m.names, m.h = nil, nil, nil
+	m.files, m.h = nil, nil
 	return errors.Join(errs...)
 }
 
@@ -367,9 +547,6 @@ func (g *groupReader) next() (stepGroup, bool) {
 	}
 	return sg, true
 }
-
-// peekMetric reports the metric of the next group.
-func (g *groupReader) peekMetric() (uint32, bool) { return g.pending.metric, g.has }
 
 // spoolPath is the spool file of a capture run.
 func spoolPath(dir string, captureID int64) string {

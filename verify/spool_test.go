@@ -21,16 +21,23 @@ func writeSpool(t *testing.T, path string, pts []point) {
 	}
 }
 
-func readAll(t *testing.T, sp sortedPoints) []point {
+func readAll(t *testing.T, sp *sortedSpool) []point {
 	t.Helper()
 	var out []point
-	for {
-		p, err := sp.next()
+	for _, m := range sp.metrics {
+		src, err := sp.points(m)
 		if err != nil {
-			break
+			t.Fatal(err)
 		}
-		p.seq = 0
-		out = append(out, p)
+		for {
+			p, err := src.next()
+			if err != nil {
+				break
+			}
+			p.seq = 0
+			out = append(out, p)
+		}
+		src.close()
 	}
 	return out
 }
@@ -38,16 +45,38 @@ func readAll(t *testing.T, sp sortedPoints) []point {
 // TestSortSpool: the external merge (tiny chunks, many runs on disk) and
 // the in-memory sort give the same order, ties kept in arrival order.
 func TestSortSpool(t *testing.T) {
-	dir := t.TempDir()
 	r := rand.New(rand.NewPCG(1, 2))
-	var pts []point
+	var noise []point
 	for i := range 5000 {
 		p := point{metric: uint32(r.IntN(5)), step: uint64(r.IntN(300)), time: uint64(r.IntN(3)), bits: uint64(i)}
 		if r.IntN(10) == 0 {
 			p.step = math.MaxUint64 - uint64(r.IntN(3)) // large steps, negative deltas
 		}
-		pts = append(pts, p)
+		noise = append(noise, p)
 	}
+	// What the agent sends: batches of lines in step order that arrive out
+	// of order, some re-sent (ties), several metrics per line.
+	var batches []point
+	order := r.Perm(40)
+	for _, bi := range order {
+		for s := bi * 50; s < bi*50+50; s++ {
+			for m := range 3 {
+				batches = append(batches, point{metric: uint32(m), step: uint64(s), time: uint64(s / 7), bits: uint64(len(batches))})
+			}
+		}
+		if bi%5 == 0 { // a re-send of the same batch
+			for s := bi * 50; s < bi*50+50; s++ {
+				batches = append(batches, point{metric: 1, step: uint64(s), time: uint64(s / 7), bits: uint64(len(batches))})
+			}
+		}
+	}
+	for name, pts := range map[string][]point{"noise": noise, "batches": batches} {
+		t.Run(name, func(t *testing.T) { testSortSpool(t, pts) })
+	}
+}
+
+func testSortSpool(t *testing.T, pts []point) {
+	dir := t.TempDir()
 	path := filepath.Join(dir, "s.spool")
 	writeSpool(t, path, pts)
 
@@ -63,8 +92,8 @@ func TestSortSpool(t *testing.T) {
 	for i := range want {
 		want[i].seq = 0
 	}
-	for _, chunk := range []int{7, 100, 4999, 5000, 1 << 20} {
-		sp, err := sortSpool(path, dir, chunk)
+	for _, chunk := range []int{7, 100, len(pts) - 1, len(pts), 1 << 20} {
+		sp, err := sortSpool(path, dir, chunk, int64(len(pts)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,14 +111,14 @@ func TestSortSpool(t *testing.T) {
 		t.Errorf("left behind: %v", left)
 	}
 	// No spool: no points.
-	sp, err := sortSpool(filepath.Join(dir, "none"), dir, 10)
+	sp, err := sortSpool(filepath.Join(dir, "none"), dir, 10, 0)
 	if err != nil || len(readAll(t, sp)) != 0 {
 		t.Fatalf("missing spool: %v", err)
 	}
 	// A truncated spool is an error, not a short read.
 	b, _ := os.ReadFile(path)
 	os.WriteFile(path, b[:len(b)-3], 0o600)
-	sp, err = sortSpool(path, dir, 1<<20)
+	sp, err = sortSpool(path, dir, 1<<20, 0)
 	if err == nil {
 		t.Fatal("truncated spool: no error")
 	}

@@ -51,7 +51,7 @@ type Options struct {
 	// directory).
 	TmpDir string
 	// ChunkPoints is how many expected points are sorted in memory at once
-	// per run (default 1<<19, 16 MiB).
+	// per run (default 1<<18: 8 MiB, and as much again while sorting).
 	ChunkPoints int
 	// PageRows is the limit of each metrics/raw request (default 50,000).
 	PageRows int
@@ -74,7 +74,7 @@ func (o *Options) defaults(c *Capture) {
 		o.TmpDir = c.dir
 	}
 	if o.ChunkPoints <= 0 {
-		o.ChunkPoints = 1 << 19
+		o.ChunkPoints = 1 << 18
 	}
 	if o.PageRows <= 0 {
 		o.PageRows = mlop.MaxRawMetricsLimit
@@ -109,6 +109,11 @@ type verifier struct {
 	resolved map[int64]*resolved // by capture id; written in phase 1 only
 
 	fatal atomic.Pointer[error] // a refused API key: nothing more can be read
+
+	// slots bounds the metrics read at once over all runs to Parallel
+	// (each with one page fetched ahead), so one big run is read several
+	// metrics at a time and many small runs do not multiply the load.
+	slots chan struct{}
 }
 
 // problemOf turns a read error into a "could not check" text, and
@@ -144,7 +149,7 @@ type resolved struct {
 func Run(ctx context.Context, api ReadAPI, c *Capture, opts Options) (*Report, error) {
 	opts.defaults(c)
 	v := &verifier{api: api, opts: opts, cap: c, diffs: &diffLog{max: opts.MaxDifferences},
-		find: newFinder(api), resolved: map[int64]*resolved{}}
+		find: newFinder(api), resolved: map[int64]*resolved{}, slots: make(chan struct{}, opts.Parallel)}
 	v.phase.Store("finding runs")
 	rep := &Report{Started: time.Now().UTC(), Rules: Rules, Runs: len(c.Runs)}
 	stopProgress := v.startProgress()

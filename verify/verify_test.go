@@ -22,7 +22,7 @@ import (
 // would send them.
 type scenario func(ctx context.Context, c *mlop.Client) error
 
-func client(t *testing.T, opts mlop.Options) *mlop.Client {
+func client(t testing.TB, opts mlop.Options) *mlop.Client {
 	t.Helper()
 	opts.Timeout, opts.InitialBackoff, opts.MaxBackoff, opts.MaxAttempts = 10*time.Second, time.Millisecond, 10*time.Millisecond, 3
 	c, err := mlop.New(opts)
@@ -33,7 +33,7 @@ func client(t *testing.T, opts mlop.Options) *mlop.Client {
 	return c
 }
 
-func migrate(t *testing.T, srv *mlopfake.Server, sc scenario) {
+func migrate(t testing.TB, srv *mlopfake.Server, sc scenario) {
 	t.Helper()
 	c := client(t, mlop.Options{APIURL: srv.APIURL(), IngestURL: srv.IngestURL(), PyURL: srv.PyURL(), APIKey: mlopfake.DefaultKey, Project: "proj"})
 	if err := sc(context.Background(), c); err != nil {
@@ -44,7 +44,7 @@ func migrate(t *testing.T, srv *mlopfake.Server, sc scenario) {
 	}
 }
 
-func capture(t *testing.T, sc scenario) *Capture {
+func capture(t testing.TB, sc scenario) *Capture {
 	t.Helper()
 	rec := NewRecorder(t.TempDir())
 	c := client(t, mlop.Options{APIURL: CaptureAPIURL, IngestURL: CaptureIngestURL, PyURL: CapturePyURL, APIKey: "mlpi_capture",
@@ -271,7 +271,7 @@ func TestVerifyClean(t *testing.T) {
 	}
 }
 
-func startFake(t *testing.T) *mlopfake.Server {
+func startFake(t testing.TB) *mlopfake.Server {
 	t.Helper()
 	srv, err := mlopfake.Start(mlopfake.Options{})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -222,6 +223,7 @@ func runVerify(ctx context.Context, cfg *config.Config, cf commonFlags, vf verif
 	if err := cfg.Server.RequireAPIKey(); err != nil {
 		return fmt.Errorf("%w: %v", errConfig, err)
 	}
+	startPprof(log)
 	started := time.Now()
 	s := cfg.Server
 	attempts := s.Retry.MaxAttempts
@@ -340,6 +342,9 @@ func runVerify(ctx context.Context, cfg *config.Config, cf commonFlags, vf verif
 		return fmt.Errorf("capture: %w", err)
 	}
 	defer capture.Close()
+	// The agent's buffers are garbage now; hand them back before the
+	// comparison allocates its own.
+	debug.FreeOSMemory()
 	log.Info("source read", "runs", len(capture.Runs), "points", capture.Points, "elapsed", time.Since(started).Round(time.Millisecond))
 
 	rep, verr := verify.Run(ctx, reader, capture, verify.Options{
