@@ -257,17 +257,29 @@ func (v *verifier) compareMetric(ctx context.Context, runID int64, er *ExpectedR
 				if len(cur.alts) > 0 {
 					mr.Ambiguous++
 				}
-				ok := false
-				for k := i; k < j && !ok; k++ {
-					// Rows sharing the largest time: the server keeps one of
-					// them, so any may be the one it shows.
-					ok = rows[k].Time == win.Time && matches(cur, rows[k].Value)
+				// The rows sharing the largest time: the deduplicated view
+				// keeps one of them. The point matches when every one of
+				// them is a value the source allows.
+				all, some, newest := true, false, 0
+				for k := i; k < j; k++ {
+					if rows[k].Time != win.Time {
+						continue
+					}
+					newest++
+					if matches(cur, rows[k].Value) {
+						some = true
+					} else {
+						all, win = false, rows[k]
+					}
 				}
-				if !ok {
+				if !all {
 					mr.Different++
 					dd := Difference{Kind: KindPointDifferent, Metric: name, Step: &step,
 						Want: formatValue(math.Float64frombits(cur.bits)), Got: formatValue(win.Value)}
-					if j-i > 1 {
+					switch {
+					case some:
+						dd.Detail = fmt.Sprintf("the server holds %d rows at the newest time, not all with this value: which one it shows is not determined", newest)
+					case j-i > 1:
 						dd.Detail = fmt.Sprintf("%d rows on the server at this step, the newest shown", j-i)
 					}
 					v.note(&res, dd)

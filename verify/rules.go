@@ -13,8 +13,9 @@ var Rules = []string{
 	"A metric point is the row the server's deduplicated view keeps for its (metric, step): the raw row with the largest time. " +
 		"Rows re-sent after a crash (duplicates in the raw table) are not differences.",
 	// groupReader alts
-	"When several rows of one (metric, step) share the largest time with different values — in the source or " +
-		"on the server — the server keeps whichever arrived last, which concurrent batches leave open; any of them is accepted.",
+	"When the source itself holds several rows of one (metric, step) at the same largest time with different " +
+		"values, the server keeps whichever arrived last, which concurrent batches leave open: any of them is " +
+		"accepted. Rows on the server sharing the largest time must all hold values the source allows.",
 	// samePoint
 	"Values are compared bit for bit, except that every NaN equals every NaN (the read API flags NaN, +Inf and -Inf " +
 		"without their payload) and -0 equals 0 (the server's JavaScript writes -0 as 0).",

@@ -505,3 +505,27 @@ func TestRecorderAnswers(t *testing.T) {
 		t.Errorf("issues %q", cp.Issues)
 	}
 }
+
+// TestVerifyServerTies: rows on the server that share the newest time of a
+// step must all hold the source's value; an identical re-send is fine, a
+// conflicting one is a difference because the view may show either.
+func TestVerifyServerTies(t *testing.T) {
+	srv := startFake(t)
+	migrate(t, srv, richRun)
+	cp := capture(t, richRun)
+	g := runID(t, srv, "gamma")
+	if err := srv.AddMetricRow(g, "m", mlopfake.Point{Step: 1, Time: 5, Value: 1}); err != nil { // identical
+		t.Fatal(err)
+	}
+	if rep, err := check(t, srv, cp, Options{}); err != nil {
+		t.Fatalf("identical re-send: %v %v", err, kinds(rep))
+	}
+	if err := srv.AddMetricRow(g, "m", mlopfake.Point{Step: 2, Time: 6, Value: 9}); err != nil { // same time, other value
+		t.Fatal(err)
+	}
+	rep, err := check(t, srv, cp, Options{})
+	if !errors.Is(err, ErrMismatch) || len(rep.Differences) != 1 || !strings.Contains(rep.Differences[0].Detail, "not determined") ||
+		rep.Differences[0].Got != "9" {
+		t.Fatalf("conflicting tie: %v %+v", err, rep.Differences)
+	}
+}
