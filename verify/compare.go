@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -489,7 +490,7 @@ func (v *verifier) compareCounts(ctx context.Context, rr *RunReport, er *Expecte
 			if c := strings.Compare(a.fileName, b.fileName); c != 0 {
 				return c
 			}
-			return int(a.step - b.step)
+			return cmp.Compare(a.step, b.step)
 		})
 		return out
 	}

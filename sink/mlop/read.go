@@ -441,6 +441,9 @@ func (c *Client) MetricRows(ctx context.Context, runID int64, project, logName s
 			if err == nil {
 				err = checkStepOrder(rows, cursor)
 			}
+			if err == nil && truncated && len(rows) == 0 {
+				err = fmt.Errorf("read metrics %q from step %d: a truncated page without rows", logName, cursor)
+			}
 			if err == nil && truncated {
 				last := rows[len(rows)-1].Step
 				if rows[0].Step == last {

@@ -253,6 +253,12 @@ func TestRawMetricsShapes(t *testing.T) {
 			t.Errorf("%s: no error", bad)
 		}
 	}
+	// A truncated page must carry rows to page on.
+	body.Store(`{"rows":[],"truncated":true}`)
+	if err := c.MetricRows(ctx, 5, "p", "a/b", 0, 0, func([]MetricRow) error { return nil }); err == nil ||
+		!strings.Contains(err.Error(), "truncated page without rows") {
+		t.Errorf("empty truncated page: %v", err)
+	}
 	// Rows that go back in step make paging unsound.
 	body.Store(`{"rows":[{"step":5,"time":1},{"step":4,"time":1}],"truncated":false}`)
 	if err := c.MetricRows(ctx, 5, "p", "a/b", 0, 0, func([]MetricRow) error { return nil }); err == nil ||
