@@ -50,7 +50,7 @@ bench-quick: build
 	$(GO) run ./internal/tools/bench -agent bin/mlop-agent -quick $(BENCHFLAGS)
 
 bench-micro:
-	$(GO) test -run '^$$' -bench . -benchmem ./parsers/... ./sink/... ./watcher/... ./internal/mlopfake/...
+	$(GO) test -run '^$$' -bench . -benchmem ./parsers/... ./sink/... ./watcher/... ./internal/mlopfake/... ./verify/...
 
 release:
 	@mkdir -p dist

@@ -7,17 +7,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"golang.org/x/term"
 
 	"github.com/mlop-ai/mlop-agent/agent"
-	"github.com/mlop-ai/mlop-agent/config"
 	"github.com/mlop-ai/mlop-agent/internal/fsutil"
-	"github.com/mlop-ai/mlop-agent/parsers/tensorboard"
 	"github.com/mlop-ai/mlop-agent/sink"
 	"github.com/mlop-ai/mlop-agent/sink/mlop"
 )
@@ -68,32 +64,11 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		"summary go to stderr. Killed and started again, it continues where it stopped; a run\n"+
 		"imported completely before is skipped at the cost of a stat; a second import of the\n"+
 		"same data changes nothing on the server.", example, stderr)
-	var cf commonFlags
-	cf.register(fs)
-	fs.Lookup("c").Usage = "optional configuration file for the server, batching and logging (its sources are ignored)"
-	project := fs.String("project", "", "mlop project to import into (default: PLUTO_PROJECT, MLOP_PROJECT, or the config's)")
-	stateDir := fs.String("state-dir", "", "where import progress is kept (default .mlop-agent-import in the working directory)")
-	parallel := fs.Int("parallel", 4, "runs imported at once")
-	shard := fs.String("shard", "", "I/N: import only shard I (0-based) of N; N machines with the same data split it without overlap")
+	var f sourceFlags
+	f.register(fs, kind, "import")
 	dryRun := fs.Bool("dry-run", false, "read and validate everything, print the requests that would be sent, send nothing")
 	report := fs.String("report", "", "write a JSON report here: per run the source id, mlop run id and URL, points per metric, files, what was skipped and why")
 	noProgress := fs.Bool("no-progress", false, "no progress lines")
-	var filesDir, previews string
-	var stepMul int64
-	var pathMaps, params multiFlag
-	switch kind {
-	case "tensorboard":
-		fs.Var(&params, "param", "KEY=VALUE: a source parameter of the tensorboard format (fold_scalars, fold_hparams, hparams_yaml, purge: true|false; corrupt_wait: a duration); repeatable")
-	default:
-		fs.Int64Var(&stepMul, "step-multiplier", 0, "force this multiplier for fractional Neptune steps (default: the smallest power of ten that makes every step of a run an integer)")
-		fs.Var(&pathMaps, "path-map", "FROM=TO: files recorded under FROM (on the machine that trained) are read from TO here; repeatable")
-	}
-	switch kind {
-	case "neptune-export":
-		fs.StringVar(&filesDir, "files-dir", "", "the export's files directory (default: the exporter's layout next to the data directory)")
-	case "neptune":
-		fs.StringVar(&previews, "previews", "", "keep (default) or drop the preview points that no committed point supersedes")
-	}
 	positional, err := parseInterleaved(fs, args[1:])
 	if err != nil {
 		return err
@@ -101,109 +76,11 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(positional) == 0 {
 		return &usageError{"no path to import"}
 	}
-	var sh agent.Shard
-	if *shard != "" {
-		i, n, ok := strings.Cut(*shard, "/")
-		si, err1 := strconv.Atoi(i)
-		sn, err2 := strconv.Atoi(n)
-		if !ok || err1 != nil || err2 != nil || sn < 1 || si < 0 || si >= sn {
-			return &usageError{fmt.Sprintf("--shard %q: want I/N with 0 <= I < N", *shard)}
-		}
-		sh = agent.Shard{Index: si, Count: sn}
-	}
-	if *parallel < 1 {
-		return &usageError{"--parallel must be at least 1"}
-	}
-
-	var cfg *config.Config
-	if cf.config != "" {
-		cfg, err = loadConfig(cf.config)
-	} else {
-		// No file: the defaults plus the environment, like the SDK. The
-		// placeholder source is replaced below.
-		cfg, err = config.Parse([]byte("sources: [{name: import, format: jsonl, paths: [/dev/null]}]\n"), "")
-		if err != nil {
-			err = fmt.Errorf("%w: %s", errConfig, formatConfigError(err))
-		}
-	}
+	cfg, sh, err := importConfig(kind, positional, &f)
 	if err != nil {
 		return err
 	}
-	if *project != "" {
-		cfg.Project = *project
-	} else if cf.config == "" && os.Getenv("PLUTO_PROJECT") == "" && os.Getenv("MLOP_PROJECT") == "" {
-		return &usageError{"--project is required (or set PLUTO_PROJECT)"}
-	}
-	if *stateDir != "" {
-		cfg.StateDir, _ = filepath.Abs(*stateDir)
-	} else if cf.config == "" {
-		cfg.StateDir, _ = filepath.Abs(".mlop-agent-import")
-	}
-	var paths []string
-	for _, p := range positional {
-		abs, err := filepath.Abs(p)
-		if err != nil {
-			return err
-		}
-		if _, err := os.Stat(abs); err != nil {
-			return &usageError{fmt.Sprintf("%s: %v", p, err)}
-		}
-		paths = append(paths, globEscape(abs))
-	}
-	src := config.Source{Name: kind, Format: kind, Paths: paths, Project: cfg.Project,
-		StepMultiplier: stepMul, Params: map[string]string{}, CSV: config.DefaultSource().CSV}
-	for _, kv := range params {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return &usageError{fmt.Sprintf("--param %q: want KEY=VALUE", kv)}
-		}
-		src.Params[k] = v
-	}
-	if kind == "tensorboard" {
-		if err := tensorboard.CheckParams(src.Params); err != nil {
-			return &usageError{"--param: " + err.Error()}
-		}
-	}
-	if filesDir != "" {
-		abs, _ := filepath.Abs(filesDir)
-		src.Params["files_dir"] = abs
-	}
-	if previews != "" {
-		if previews != "keep" && previews != "drop" {
-			return &usageError{"--previews: want keep or drop"}
-		}
-		src.Params["previews"] = previews
-	}
-	var roots []string
-	for _, p := range positional {
-		roots = append(roots, filepath.Clean(p))
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
-			roots[len(roots)-1] = filepath.Dir(filepath.Clean(p))
-		}
-	}
-	if len(pathMaps) > 0 {
-		var rules []string
-		for _, pm := range pathMaps {
-			from, to, ok := strings.Cut(pm, "=")
-			if !ok || from == "" || to == "" {
-				return &usageError{fmt.Sprintf("--path-map %q: want FROM=TO", pm)}
-			}
-			abs, _ := filepath.Abs(to)
-			rules = append(rules, from+"="+abs)
-			roots = append(roots, abs)
-		}
-		src.Params["path_map"] = strings.Join(rules, ";")
-	}
-	if filesDir != "" {
-		roots = append(roots, src.Params["files_dir"])
-	}
-	if cf.config == "" || len(cfg.Uploads.Roots) == 0 {
-		for i, r := range roots {
-			roots[i], _ = filepath.Abs(r)
-		}
-		cfg.Uploads.Roots = roots
-	}
-	cfg.Sources = []config.Source{src}
+	cf, parallel, shard := f.commonFlags, &f.parallel, &f.shard
 
 	log, err := newLogger(cfg, cf, stderr)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/mlop-ai/mlop-agent/agent"
+	"github.com/mlop-ai/mlop-agent/verify"
 )
 
 // version is stamped by the build: -ldflags "-X main.version=v1.2.3".
@@ -25,7 +26,7 @@ const (
 	exitOK         = 0
 	exitError      = 1 // the agent failed
 	exitUsage      = 2 // bad flags or configuration
-	exitRejected   = 3 // a backfill finished but the server rejected some data or some inputs could not be read
+	exitRejected   = 3 // a backfill finished but the server rejected some data or some inputs could not be read; verify found differences
 	exitIncomplete = 4 // stopped before everything was delivered (it resumes next time)
 )
 
@@ -48,6 +49,7 @@ func init() {
 		{"run", "follow the configured files and ship new data until stopped", cmdRun},
 		{"backfill", "ship everything in the configured files, finish the runs, exit", cmdBackfill},
 		{"import", "load TensorBoard logs, Neptune offline data or a neptune-exporter export, resumably", cmdImport},
+		{"verify", "prove a migration complete: compare the source with what the server holds (read-only)", cmdVerify},
 		{"check", "validate the configuration (and the server and key, unless --offline)", cmdCheck},
 		{"status", "show what has been delivered, per file, from the state directory", cmdStatus},
 		{"version", "print the version", cmdVersion},
@@ -64,7 +66,7 @@ func topUsage(w io.Writer) {
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "\nExamples:\n  mlop-agent check -c agent.yaml\n  mlop-agent run -c agent.yaml\n  mlop-agent backfill -c agent.yaml\n\nRun 'mlop-agent <command> -h' for a command's flags.\n")
+	fmt.Fprintf(w, "\nExamples:\n  mlop-agent check -c agent.yaml\n  mlop-agent run -c agent.yaml\n  mlop-agent backfill -c agent.yaml\n  mlop-agent verify neptune ./.neptune --project vision   # before you delete the source\n\nRun 'mlop-agent <command> -h' for a command's flags.\n")
 }
 
 func realMain(args []string, stdout, stderr io.Writer) int {
@@ -110,7 +112,7 @@ func exitCode(err error, name string, stderr io.Writer) int {
 	case errors.Is(err, errConfig):
 		fmt.Fprintf(stderr, "%v\n", err)
 		return exitUsage
-	case errors.Is(err, agent.ErrRejected), errors.Is(err, agent.ErrFailed):
+	case errors.Is(err, agent.ErrRejected), errors.Is(err, agent.ErrFailed), errors.Is(err, verify.ErrMismatch):
 		fmt.Fprintf(stderr, "mlop-agent %s: %v\n", name, err)
 		return exitRejected
 	case errors.Is(err, agent.ErrIncomplete):

@@ -190,6 +190,7 @@ sources:
 		{"backfill", "-c", cfg},
 		{"status", "-c", cfg},
 		{"status", "-c", cfg, "--json"},
+		{"verify", "-c", cfg, "--no-progress"},
 	} {
 		out, _ := exec.Command(agentBin, args...).CombinedOutput()
 		outputs = append(outputs, string(out))

@@ -66,7 +66,10 @@ routes): the backend (-api, the SDK's url_api), the ingest (-ingest,
 url_ingest), the py service (-py, url_py) and S3 for presigned uploads (-s3).
 Inspection and control live under /_standin/ on the api listener (not part of
 the mlop API): GET /_standin/summary, /_standin/runs, /_standin/metrics?runId=N,
-POST /_standin/faults, /_standin/outage, /_standin/keys, /_standin/cancel.
+POST /_standin/faults, /_standin/outage, /_standin/keys, /_standin/cancel, and
+/_standin/alter (deliberate damage to stored data, for verification tests).
+The read API (GET /api/runs/list, details/{id}, metrics/raw, ...) answers
+from the same store the write endpoints fill.
 
 Usage: mlopfake [flags]
 

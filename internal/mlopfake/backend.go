@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -87,6 +88,15 @@ func (s *Server) apiHandler() http.Handler {
 		"/api/runs/config/update":     {http.MethodPost, s.apiConfigUpdate},
 		"/api/runs/notes/update":      {http.MethodPost, s.apiNotesUpdate},
 		"/api/runs/modelGraph/create": {http.MethodPost, s.apiModelGraph},
+		// The read API (read.go).
+		"/api/runs/auth/validate":  {http.MethodGet, s.apiAuthValidate},
+		"/api/runs/list":           {http.MethodGet, s.apiListRuns},
+		"/api/runs/metrics/raw":    {http.MethodGet, s.apiMetricsRaw},
+		"/api/runs/metrics":        {http.MethodGet, s.apiMetricsSampled},
+		"/api/runs/metric-names":   {http.MethodGet, s.apiMetricNames},
+		"/api/runs/files":          {http.MethodGet, s.apiFiles},
+		"/api/runs/logs":           {http.MethodGet, s.apiLogs},
+		"/api/runs/status/history": {http.MethodGet, s.apiStatusHistory},
 	}
 
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -94,6 +104,13 @@ func (s *Server) apiHandler() http.Handler {
 		if strings.HasPrefix(p, standinPrefix) {
 			s.serveStandin(w, r)
 			return
+		}
+		if param, ok := strings.CutPrefix(r.URL.EscapedPath(), "/api/runs/details/"); ok && param != "" && !strings.Contains(param, "/") &&
+			(r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			if dec, err := url.PathUnescape(param); err == nil {
+				s.apiRunDetails(w, r, dec)
+				return
+			}
 		}
 		rt, ok := routes[p]
 		if !ok || (rt.method != r.Method && !(rt.method == http.MethodGet && r.Method == http.MethodHead)) {

@@ -11,8 +11,12 @@
 //
 //   - api (url_api, the Hono backend): /api/slug, /api/runs/{create,resume,
 //     status/update,logName/add,tags/update,config/update,notes/update,
-//     modelGraph/create}, GET /api/health; responses gzip-compressed when
-//     the client accepts gzip (hono/compress);
+//     modelGraph/create}, GET /api/health; the read API, GET
+//     /api/runs/{auth/validate,list,details/{runId},metrics/raw,metrics,
+//     metric-names,files,logs,status/history} with the real zod query
+//     validation and limits, served from the same store (read.go);
+//     responses gzip-compressed when the client accepts gzip
+//     (hono/compress);
 //   - ingest (url_ingest, the Rust service): /ingest/{metrics,data,logs}
 //     (NDJSON, strict serde models, 422 after storing the lines before a
 //     bad one), /files (presigned URLs), /step, GET /health;
@@ -51,6 +55,10 @@
 //
 // ModeCount turns the stand-in into a minimal receiver for benchmarks: valid
 // 200s everywhere, NDJSON lines and metric points counted, nothing stored.
+//
+// For verification tests: deliberate damage to stored data — drop metric
+// rows, change a value, add a row, remove a tag, change config, unregister a
+// log name (alter.go; Go methods and POST /_standin/alter).
 //
 // The /_standin/ endpoints on the api listener are for inspection and
 // control; they are not part of the mlop API.

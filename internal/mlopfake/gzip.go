@@ -6,7 +6,13 @@ import (
 	"sync"
 )
 
-var gzipPool = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+// gzipPool holds writers at gzip.BestSpeed: the stand-in must compress
+// like hono/compress does, not as small; at the default level a page of
+// 50,000 metric rows costs it more CPU than the client spends on it.
+var gzipPool = sync.Pool{New: func() any {
+	w, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return w
+}}
 
 // gzipWriter compresses a response body. close must be called once the
 // handler returns.

@@ -455,6 +455,7 @@ func (s *Server) serveStandin(w http.ResponseWriter, r *http.Request) {
 			"GET summary", "GET runs", "GET metrics?runId=N[&raw=1][&name=X]", "GET data?runId=N", "GET logs?runId=N",
 			"GET files?runId=N", "GET requests", "GET rejected", "GET counters", "GET|POST faults",
 			"POST outage {durationMs, services}", "POST up {services}", "POST keys {key, state}", "POST cancel {runId}",
+			"POST alter {runId, op, ...} (deliberate damage for verification tests)",
 		}})
 	case p == "summary" && get:
 		writeJSON(w, http.StatusOK, s.Summary())
@@ -565,6 +566,21 @@ func (s *Server) serveStandin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"key": req.Key, "state": req.State})
+	case p == "alter" && post:
+		var req AlterRequest
+		if !decode(&req) {
+			return
+		}
+		n, err := s.Alter(req)
+		if err != nil {
+			status := http.StatusBadRequest
+			if errors.Is(err, ErrNoRun) || errors.Is(err, ErrNoSeries) {
+				status = http.StatusNotFound
+			}
+			writeJSON(w, status, map[string]string{"error": err.Error(), "note": standinNote})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"changed": n, "note": standinNote})
 	case p == "cancel" && post:
 		var req struct {
 			RunID int64 `json:"runId"`

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 	"time"
 )
@@ -88,10 +89,33 @@ type stream struct {
 type series struct {
 	name       string
 	chunks     [][]byte
+	bases      []chunkBase // per chunk: where decoding it starts
 	n          int
 	prevStep   uint64
 	prevTime   uint64
 	increasing bool // steps strictly increasing so far: raw == dedup view
+
+	// runs index the series as maximal stretches of arrival order that are
+	// ordered by (step, time) — a batch, typically — so the read API can
+	// merge the few that overlap a step range instead of sorting them all.
+	runs []seriesRun
+}
+
+// seriesRun is one ordered stretch of a series: where it starts, the
+// decoder state before its first point, and its step range.
+type seriesRun struct {
+	chunk, off         int
+	prevStep, prevTime uint64
+	minStep, maxStep   uint64
+	n                  int
+}
+
+// chunkBase is the decoder state before a chunk's first point, and that
+// point's step, so a range read can start at the chunk holding its first
+// step instead of at the beginning.
+type chunkBase struct {
+	prevStep, prevTime uint64
+	firstStep          uint64
 }
 
 const (
@@ -122,7 +146,14 @@ func (s *series) add(step, t uint64, v float64) {
 		}
 		c = make([]byte, 0, size)
 		s.chunks = append(s.chunks, c)
+		s.bases = append(s.bases, chunkBase{prevStep: s.prevStep, prevTime: s.prevTime, firstStep: step})
 	}
+	if s.n == 0 || step < s.prevStep || step == s.prevStep && t < s.prevTime {
+		s.runs = append(s.runs, seriesRun{chunk: len(s.chunks) - 1, off: len(c), prevStep: s.prevStep, prevTime: s.prevTime, minStep: step})
+	}
+	r := &s.runs[len(s.runs)-1]
+	r.maxStep = step
+	r.n++
 	c = binary.AppendUvarint(c, zigzag(step-s.prevStep))
 	c = binary.AppendUvarint(c, zigzag(t-s.prevTime))
 	c = binary.LittleEndian.AppendUint64(c, math.Float64bits(v))
@@ -131,10 +162,51 @@ func (s *series) add(step, t uint64, v float64) {
 	s.n++
 }
 
+// runCursor reads one run's points in order.
+type runCursor struct {
+	s          *series
+	chunk, off int
+	step, time uint64
+	left       int
+	cur        Point
+	idx        int // the run's index: arrival order breaks ties
+}
+
+func (c *runCursor) next() bool {
+	if c.left == 0 {
+		return false
+	}
+	ch := c.s.chunks[c.chunk]
+	if c.off >= len(ch) {
+		c.chunk, c.off = c.chunk+1, 0
+		ch = c.s.chunks[c.chunk]
+	}
+	ds, n := binary.Uvarint(ch[c.off:])
+	c.off += n
+	dt, n := binary.Uvarint(ch[c.off:])
+	c.off += n
+	bits := binary.LittleEndian.Uint64(ch[c.off:])
+	c.off += 8
+	c.step += unzigzag(ds)
+	c.time += unzigzag(dt)
+	c.left--
+	c.cur = Point{Step: c.step, Time: c.time, Value: math.Float64frombits(bits)}
+	return true
+}
+
 // each calls fn for every raw point in insertion order.
 func (s *series) each(fn func(Point)) {
-	var step, t uint64
-	for _, c := range s.chunks {
+	s.eachFrom(0, func(p Point) bool { fn(p); return true })
+}
+
+// eachFrom calls fn for every raw point in insertion order from chunk k on,
+// until fn returns false.
+func (s *series) eachFrom(k int, fn func(Point) bool) {
+	if k >= len(s.chunks) {
+		return
+	}
+	step, t := s.bases[k].prevStep, s.bases[k].prevTime
+	for _, c := range s.chunks[k:] {
 		for i := 0; i < len(c); {
 			ds, n := binary.Uvarint(c[i:])
 			i += n
@@ -144,8 +216,109 @@ func (s *series) each(fn func(Point)) {
 			i += 8
 			step += unzigzag(ds)
 			t += unzigzag(dt)
-			fn(Point{Step: step, Time: t, Value: math.Float64frombits(bits)})
+			if !fn(Point{Step: step, Time: t, Value: math.Float64frombits(bits)}) {
+				return
+			}
 		}
+	}
+}
+
+// rangeRows returns the raw rows with stepMin <= step <= stepMax ordered
+// by step, then time, then arrival (the read API's ORDER BY step, time),
+// at most limit of them, and whether more rows matched.
+func (s *series) rangeRows(stepMin, stepMax uint64, limit int) (rows []Point, more bool) {
+	if stepMin > stepMax || s.n == 0 {
+		return nil, false
+	}
+	rows = make([]Point, 0, min(limit, s.n, 1<<16))
+	if s.increasing {
+		// Arrival order is step order: start at the last chunk whose first
+		// step is <= stepMin.
+		k := sort.Search(len(s.bases), func(i int) bool { return s.bases[i].firstStep > stepMin }) - 1
+		s.eachFrom(max(k, 0), func(p Point) bool {
+			switch {
+			case p.Step < stepMin:
+				return true
+			case p.Step > stepMax:
+				return false
+			case len(rows) == limit:
+				more = true
+				return false
+			}
+			rows = append(rows, p)
+			return true
+		})
+		return rows, more
+	}
+	// Merge the ordered runs that overlap the range; ties in (step, time)
+	// go to the earlier run, the earlier arrival.
+	var h []*runCursor
+	for i, r := range s.runs {
+		if r.maxStep < stepMin || r.minStep > stepMax {
+			continue
+		}
+		c := &runCursor{s: s, chunk: r.chunk, off: r.off, step: r.prevStep, time: r.prevTime, left: r.n, idx: i}
+		for c.next() && c.cur.Step < stepMin {
+		}
+		// Either at the first point >= stepMin, or past the run's end with
+		// the last point below it.
+		if c.cur.Step >= stepMin && c.cur.Step <= stepMax {
+			h = append(h, c)
+		}
+	}
+	less := func(a, b *runCursor) bool {
+		if a.cur.Step != b.cur.Step {
+			return a.cur.Step < b.cur.Step
+		}
+		if a.cur.Time != b.cur.Time {
+			return a.cur.Time < b.cur.Time
+		}
+		return a.idx < b.idx
+	}
+	down := func(i int) {
+		for {
+			l := 2*i + 1
+			if l >= len(h) {
+				return
+			}
+			if r := l + 1; r < len(h) && less(h[r], h[l]) {
+				l = r
+			}
+			if !less(h[l], h[i]) {
+				return
+			}
+			h[i], h[l] = h[l], h[i]
+			i = l
+		}
+	}
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		down(i)
+	}
+	for len(h) > 0 {
+		if len(rows) == limit {
+			return rows, true
+		}
+		c := h[0]
+		rows = append(rows, c.cur)
+		if c.next() && c.cur.Step <= stepMax {
+			down(0)
+			continue
+		}
+		h[0] = h[len(h)-1]
+		h = h[:len(h)-1]
+		if len(h) > 0 {
+			down(0)
+		}
+	}
+	return rows, false
+}
+
+// replace rebuilds the series from points in arrival order (test-only
+// alterations).
+func (s *series) replace(points []Point) {
+	*s = *newSeries(s.name)
+	for _, p := range points {
+		s.add(p.Step, p.Time, p.Value)
 	}
 }
 

@@ -175,3 +175,55 @@ func TestLogGroupOf(t *testing.T) {
 		t.Fatal("inspection note must name the test double")
 	}
 }
+
+// TestRangeRowsMatchesSort: the merge of ordered runs gives what sorting
+// the raw rows by (step, time, arrival) gives, for any range and limit.
+func TestRangeRowsMatchesSort(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for trial := range 50 {
+		ser := newSeries("m")
+		var raw []Point
+		// Batches in step order arriving shuffled, re-sends, stray points.
+		nb := 1 + r.IntN(12)
+		for _, b := range r.Perm(nb) {
+			for s := b * 20; s < b*20+1+r.IntN(25); s++ {
+				p := Point{Step: uint64(s), Time: uint64(s / 3), Value: float64(len(raw))}
+				if r.IntN(15) == 0 {
+					p.Step = uint64(r.IntN(nb * 20))
+				}
+				raw = append(raw, p)
+				ser.add(p.Step, p.Time, p.Value)
+				if r.IntN(10) == 0 {
+					raw = append(raw, p)
+					ser.add(p.Step, p.Time, p.Value+0.5)
+					raw[len(raw)-1].Value += 0.5
+				}
+			}
+		}
+		want := slices.Clone(raw)
+		slices.SortStableFunc(want, func(a, b Point) int {
+			if a.Step != b.Step {
+				return cmpU64(a.Step, b.Step)
+			}
+			return cmpU64(a.Time, b.Time)
+		})
+		for range 20 {
+			lo, hi := uint64(r.IntN(nb*20+5)), uint64(r.IntN(nb*20+5))
+			limit := 1 + r.IntN(len(raw)+3)
+			var exp []Point
+			for _, p := range want {
+				if p.Step >= lo && p.Step <= hi {
+					exp = append(exp, p)
+				}
+			}
+			more := len(exp) > limit
+			if more {
+				exp = exp[:limit]
+			}
+			got, gotMore := ser.rangeRows(lo, hi, limit)
+			if !slices.Equal(got, exp) || gotMore != more {
+				t.Fatalf("trial %d, steps %d..%d limit %d:\ngot  %v %v\nwant %v %v", trial, lo, hi, limit, got, gotMore, exp, more)
+			}
+		}
+	}
+}

@@ -2,7 +2,10 @@
 // (mlop-api.md is the wire protocol): runs, log names, tags, config, status,
 // heartbeats, NDJSON ingest of metrics / data / logs, and file uploads, with
 // retries. It also holds the NDJSON line encoders the agent builds batch
-// bodies with.
+// bodies with, and the client of the server's read API (read.go: GET
+// requests only — run list and details, raw metric rows paged by step,
+// files, logs, status history), which mlop-agent verify uses. A client built
+// with Options.ReadOnly refuses every other request before sending it.
 //
 // Every call takes a context first and retries per the policy below until it
 // succeeds, fails permanently, runs out of attempts (Options.MaxAttempts) or
@@ -137,6 +140,16 @@ type Options struct {
 	// the status (0 for a connection error), the request body size and the
 	// attempt's duration.
 	OnRequest func(op string, status int, bytes int, d time.Duration)
+	// Transport, if set, carries every request instead of the client's own
+	// HTTP transport (CAFile, InsecureSkipVerify and MaxConnsPerHost then do
+	// not apply). Retries, timeouts and redaction stay the same. For an
+	// in-process recorder of the protocol (mlop-agent verify captures what
+	// the agent would send this way) and for tests.
+	Transport http.RoundTripper
+	// ReadOnly makes the client refuse, before anything is sent, every
+	// request that is not a GET: the read API only, safe on a production
+	// server beside a running agent (mlop-agent verify).
+	ReadOnly bool
 }
 
 // Client talks to one mlop / pluto deployment. It is safe for concurrent use.
@@ -156,7 +169,9 @@ type Client struct {
 	log       *slog.Logger
 	onRetry   func(op string, status int, err error)
 	onRequest func(op string, status int, bytes int, d time.Duration)
-	transport *http.Transport
+	transport *http.Transport   // the client's own; nil with Options.Transport
+	rt        http.RoundTripper // what carries requests: transport or Options.Transport
+	readOnly  bool
 	trouble   *trouble              // logs a server that stops and starts answering
 	retrying  *retryablehttp.Client // calls with the configured retries
 	single    *retryablehttp.Client // one attempt (heartbeats)
@@ -179,6 +194,7 @@ func New(opts Options) (*Client, error) {
 		log:       opts.Logger,
 		onRetry:   opts.OnRetry,
 		onRequest: opts.OnRequest,
+		readOnly:  opts.ReadOnly,
 		jitter:    rand.Int64N,
 	}
 	var err error
@@ -266,6 +282,10 @@ func New(opts Options) (*Client, error) {
 		// DisableCompression stays false: the transport asks for gzip and
 		// decodes it transparently (the backend compresses responses).
 	}
+	c.rt = c.transport
+	if opts.Transport != nil {
+		c.transport, c.rt = nil, opts.Transport
+	}
 	c.retrying = c.newRetryClient(c.timeout, c.retryMax)
 	c.single = c.newRetryClient(c.timeout, 0)
 	return c, nil
@@ -274,7 +294,11 @@ func New(opts Options) (*Client, error) {
 // Close releases idle connections. It is idempotent and does not interrupt
 // calls in flight; a call made after Close opens new connections.
 func (c *Client) Close() {
-	c.closeOnce.Do(c.transport.CloseIdleConnections)
+	c.closeOnce.Do(func() {
+		if ci, ok := c.rt.(interface{ CloseIdleConnections() }); ok {
+			ci.CloseIdleConnections()
+		}
+	})
 }
 
 // baseURL checks that s is an absolute http(s) URL and drops a trailing slash.
@@ -328,6 +352,9 @@ type request struct {
 // out (if out is not nil). Otherwise it returns a *sink.StatusError, or the
 // transport error wrapped with r.op.
 func (c *Client) do(ctx context.Context, r *request, out any) error {
+	if c.readOnly && r.method != http.MethodGet {
+		return invalidf("%s: %s refused: the client is read-only", r.op, r.method)
+	}
 	st := &attemptState{op: r.op, url: stripQuery(r.url), final: r.final, noAuth: r.noAuth}
 	switch b := r.body.(type) {
 	case []byte:
@@ -373,6 +400,12 @@ func (c *Client) do(ctx context.Context, r *request, out any) error {
 	}
 	if out == nil {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+		return nil
+	}
+	if d, ok := out.(bodyDecoder); ok {
+		if err := d.decodeBody(resp.Body); err != nil {
+			return fmt.Errorf("%s: decode response: %w", r.op, err)
+		}
 		return nil
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, maxResponseBody)).Decode(out); err != nil {

@@ -19,7 +19,7 @@ func (c *Client) Health(ctx context.Context, url string) error {
 		return fmt.Errorf("health %s: %w", stripQuery(url), err)
 	}
 	req.Header.Set("User-Agent", c.userAgent)
-	resp, err := (&http.Client{Transport: c.transport}).Do(req)
+	resp, err := (&http.Client{Transport: c.rt}).Do(req)
 	if err != nil {
 		return fmt.Errorf("health %s: %w", stripQuery(url), redactURLError(err))
 	}

@@ -67,7 +67,7 @@ func (k keepIdle) RoundTrip(r *http.Request) (*http.Response, error) { return k.
 // the given per-attempt timeout and number of retries after the first attempt.
 func (c *Client) newRetryClient(timeout time.Duration, retries int) *retryablehttp.Client {
 	return &retryablehttp.Client{
-		HTTPClient: &http.Client{Transport: keepIdle{c.transport}, Timeout: timeout,
+		HTTPClient: &http.Client{Transport: keepIdle{c.rt}, Timeout: timeout,
 			CheckRedirect: checkRedirect},
 		Logger:         libLogger{c.log.With("component", "retryablehttp")},
 		RetryWaitMin:   c.minWait,

@@ -28,6 +28,7 @@
 //	          from a neptune-scale DB (n/a when the binary has no import command)
 //	live      100 files appended at 1,000 lines/s, `run` mode: latency, CPU
 //	idle      10,000 unchanged files: CPU, RSS; then one append's latency
+//	verify    `verify -c FILE` of a 10 M-point backfill in the strict stand-in: points/s, peak RSS
 //
 // Example:
 //
@@ -67,7 +68,7 @@ type options struct {
 }
 
 // scenarioNames lists the scenarios in the order they run.
-var scenarioNames = []string{"backfill", "tensorboard", "scaling", "manyruns", "cardinality", "neptune", "live", "idle"}
+var scenarioNames = []string{"backfill", "tensorboard", "scaling", "manyruns", "cardinality", "neptune", "live", "idle", "verify"}
 
 // errFunctional marks a run where the agent misbehaved (not a slow one).
 var errFunctional = errors.New("functional failure")
@@ -82,7 +83,7 @@ exits non-zero, or a receiver that counted a different number of points).
 
 Usage: go run ./internal/tools/bench [flags]
 
-Scenarios: ` + "backfill, tensorboard, scaling, manyruns, cardinality, neptune, live, idle" + `
+Scenarios: ` + "backfill, tensorboard, scaling, manyruns, cardinality, neptune, live, idle, verify" + `
 
 Example:
   go run ./internal/tools/bench -quick
@@ -277,6 +278,8 @@ func (b *bench) scenario(ctx context.Context, name string) error {
 		return b.scenarioLive(ctx)
 	case "idle":
 		return b.scenarioIdle(ctx)
+	case "verify":
+		return b.scenarioVerify(ctx)
 	}
 	return fmt.Errorf("unknown scenario %q", name)
 }
