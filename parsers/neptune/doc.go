@@ -46,10 +46,15 @@
 //	atom float/int/bool/string                  KindConfig {path: value} (flat keys with '/'); NaN/±Inf become
 //	                                            the strings "NaN", "Infinity", "-Infinity"
 //	atom datetime                               KindConfig, RFC 3339 string (UTC)
-//	string set (not tags)                       KindConfig, sorted list; add/remove/clear replayed in order
+//	string set (not tags)                       KindConfig, sorted list ([] when empty: never null);
+//	                                            add/remove/clear replayed in order
 //	sys/* atoms                                 KindConfig under neptune/sys/* (e.g. neptune/sys/hostname)
 //	overwrite                                   KindConfig again (the last value wins, server deep-merge)
-//	DeleteAttribute                             KindConfig {path: null}
+//	DeleteAttribute, value written before it    nothing: Open pre-scans the run, so what a later deletion
+//	                                            removes is never sent and the key is absent (a value written
+//	                                            after the deletion is sent as usual; step-less points restart)
+//	DeleteAttribute after the value was sent    KindConfig {path: null} (all a config update can do), tags
+//	(a run followed live)                       removed; Warning deleted (points and files sent stay)
 //	sys/tags add/remove/clear/assign            KindTags (Tags added, Untags removed), replayed in order
 //	sys/group_tags                              KindTags too (mlop allows one group:* tag, so plain tags),
 //	                                            and KindConfig neptune/group_tags = sorted group tags
@@ -61,7 +66,7 @@
 //	TrackFilesToArtifact, ClearArtifact
 //	DeleteFiles                                 skipped, Warning unsupported
 //	unknown operation type / operation_type     skipped, Warning unknown_op
-//	undecodable line / row                      skipped, Warning corrupt
+//	undecodable line / row, repeated version    skipped, Warning corrupt
 //
 // Every event carries Pos = {Offset: index of the execution directory or
 // database within the run (0 for almost every run), Seq: the record's

@@ -57,6 +57,7 @@ const (
 	ReasonMissingFile   = mapping.ReasonMissingFile
 	ReasonVersionGap    = mapping.ReasonVersionGap
 	ReasonClearedSeries = mapping.ReasonClearedSeries
+	ReasonDeleted       = mapping.ReasonDeleted
 )
 
 // Warning is an operation (or part of one) that could not be mapped and
