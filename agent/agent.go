@@ -80,6 +80,8 @@ type Agent struct {
 	fatalCh     chan struct{}
 	aborted     atomic.Bool
 
+	notImported notImported // found and not imported, and skipped items; for the report
+
 	failures   failures
 	started    time.Time
 	drainedAll bool // set by Run: everything read was delivered

@@ -400,7 +400,7 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 		}
 		var infos []parsers.StreamInfo
 		for _, p := range paths {
-			found, err := s.stream.Discover(p)
+			found, err := s.discover(p)
 			if err != nil {
 				s.log.Error("cannot read", "path", p, "error", err)
 				s.a.stats.badRecord("unreadable")
@@ -645,6 +645,7 @@ func (a *Agent) window() int64 { return 4 * int64(a.opts.Batch.MaxBytes) }
 // reportWarnings logs, counts and dead-letters what a stream format skipped.
 func (s *sourceRT) reportWarnings(ss *streamState, w parsers.Warner) {
 	ws, dropped := w.Warnings()
+	s.a.notImported.addItems(ss.key, ws)
 	if len(ws) > 0 {
 		ss.mu.Lock()
 		if ss.warnings == nil {

@@ -15,13 +15,20 @@
 // database file) and walks up to 6 levels down. One stream is one Neptune
 // run: the execution directories of one neptune-client run (several when
 // the run was resumed, merged oldest first), or the databases that share a
-// neptune-scale project and run id in one log directory.
+// neptune-scale project and run id in one log directory. What it finds
+// and does not import is returned by DiscoverSkipped
+// (parsers.SkipReporter): neptune-client model, model_version and project
+// containers (reason container: mlop has no model registry), each with
+// its uuid, directory and the attributes and series it holds at the end
+// of its queue, and directories below the path that cannot be listed
+// (reason unreadable). Open refuses a container's key.
 //
 // # Mapping
 //
 //	Neptune                                     mlop event (endpoint)
 //	------------------------------------------  ---------------------------------------------------------------
 //	run (1.x uuid / scale metadata.run_id)      KindRun first: ExternalID = uuid (1.x) or custom run id (scale)
+//	1.x model / model_version / project         not imported: parsers.Skipped (container) from DiscoverSkipped
 //	sys/name (1.x, final value) / experiment_id Info.Name; default "Untitled" (1.x) or the run id (scale)
 //	metadata.json createdAt / Run.creation_time Info.CreatedAt (fallback: exec-dir time, first record, first row)
 //	Run.fork_point                              Info.ForkParent = parent run id, Info.ForkStep = step × multiplier
@@ -151,8 +158,8 @@
 //     recorded in config (Info.Project is left to the source's setting).
 //   - Points inherited by a fork live in the parent run; mlop links the
 //     fork by ForkParent/ForkStep. inherit_configs is only recorded.
-//   - neptune-client model, model_version and project containers (async
-//     only) are not discovered; only runs are.
+//   - neptune-client model, model_version and project containers are
+//     not imported (mlop has no model registry); Discover lists them.
 //   - A neptune-client run written by two processes at once (two 1.9+
 //     directories growing together) is read directory after directory:
 //     records appended to an earlier directory after the stream moved on

@@ -149,6 +149,11 @@ func (f *Format) openN1(info parsers.StreamInfo, resume event.Position, st *stre
 	if id.key() != info.Key {
 		return nil, fmt.Errorf("open %s: path %s belongs to %s: %w", info.Key, info.Path, id.key(), ErrUnknownStream)
 	}
+	if id.ctype != "run" {
+		// Discover lists model registry and project containers as
+		// skipped, never as streams.
+		return nil, fmt.Errorf("open %s: a %s container is not a run: %w", info.Key, id.ctype, ErrUnknownStream)
+	}
 	members, err := n1Members(id)
 	if err != nil {
 		return nil, err
