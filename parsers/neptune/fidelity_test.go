@@ -332,3 +332,50 @@ func TestScaleEmptySet(t *testing.T) {
 		t.Errorf("warnings %v", ws)
 	}
 }
+
+func TestSanitizeName(t *testing.T) {
+	for in, want := range map[string]string{
+		"sample-0":               "sample-0",
+		"a b/c":                  "a_b_c",
+		"../../etc/passwd":       "etc_passwd",
+		"zażółć":                 "za",
+		"...":                    "",
+		"__":                     "",
+		"":                       "",
+		"x.tar":                  "x.tar",
+		strings.Repeat("n", 150): strings.Repeat("n", 100),
+	} {
+		if got := sanitizeName(in); got != want {
+			t.Errorf("sanitizeName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestForkInheritsAcrossPaths: a fork whose parent was found under another
+// path (the agent links them: StreamInfo.Parent) inherits the parent's
+// final configs all the same; without the link it has only its own.
+func TestForkInheritsAcrossPaths(t *testing.T) {
+	parent, child := copyFixture(t, "scale-a-training"), copyFixture(t, "scale-c-fork-child")
+	f := New()
+	pinfo, cinfo := discoverOne(t, f, parent.root), discoverOne(t, f, child.root)
+	if cinfo.Parent != "" || cinfo.ParentRunID != "scale-a-train-resnet18" {
+		t.Fatalf("child info %+v", cinfo)
+	}
+	for _, linked := range []bool{true, false} {
+		info := cinfo
+		if linked {
+			info.Parent = pinfo.Key
+		}
+		evs, _, ws := readStream(t, f, info, event.Position{}, nil, parsers.Options{}.WithDefaults(), 0)
+		if len(ws) != 0 {
+			t.Errorf("warnings %v", ws)
+		}
+		cfg := summarize(t, evs).run.Config
+		if got := cfg["data/dataset"]; (got == "cifar10") != linked {
+			t.Errorf("linked %v: inherited data/dataset = %v", linked, got)
+		}
+		if got := cfg["parameters/optimizer/lr"]; linked && got != 0.001 {
+			t.Errorf("inherited parameters/optimizer/lr = %v (the fork's own 0.0005 follows in its config event)", got)
+		}
+	}
+}

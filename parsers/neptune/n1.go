@@ -764,7 +764,7 @@ func (s *n1Stream) applyOp(op *n1Op, pos event.Position) {
 				m.Skip(ReasonBadValue, path+": image without data (over the client's size limit)")
 				continue
 			}
-			if local, err := s.spoolBase64(pos, i, "", data); err != nil {
+			if local, err := s.spoolBase64(pos, i, string(p.imgName), "", data); err != nil {
 				m.Skip(ReasonBadValue, path+": "+err.Error())
 				continue
 			} else {
@@ -791,7 +791,7 @@ func (s *n1Stream) applyOp(op *n1Op, pos event.Position) {
 			m.Skip(ReasonBadValue, path+": UploadFileContent without content")
 			return
 		}
-		local, err := s.spoolBase64(pos, 0, string(op.ext.raw), op.fileContent.raw)
+		local, err := s.spoolBase64(pos, 0, "", string(op.ext.raw), op.fileContent.raw)
 		if err != nil {
 			m.Skip(ReasonBadValue, path+": "+err.Error())
 			return
@@ -816,7 +816,7 @@ func byteStrings(bs [][]byte) []string {
 	return out
 }
 
-func (s *n1Stream) spoolBase64(pos event.Position, i int, ext string, data []byte) (string, error) {
+func (s *n1Stream) spoolBase64(pos event.Position, i int, name, ext string, data []byte) (string, error) {
 	raw := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
 	n, err := base64.StdEncoding.Decode(raw, data)
 	if err != nil {
@@ -827,7 +827,7 @@ func (s *n1Stream) spoolBase64(pos event.Position, i int, ext string, data []byt
 		ext = imageExt(raw)
 	}
 	key := fmt.Sprintf("%s@%d:%d:%d", s.members[s.member].dir, pos.Offset, pos.Seq, i)
-	return spool(s.spool, key, ext, raw)
+	return spool(s.spool, key, name, ext, raw)
 }
 
 // uploadFile maps UploadFile: a copy under upload_path/ (tmp_file_name),

@@ -545,6 +545,30 @@ type Datetime struct{ UnixNano int64 }
 // emits a FAILED status; a string set on sys/tags or sys/group_tags
 // replaces the tags.
 func (m *Mapper) Assign(path string, v any) {
+	if x, ok := v.([]string); ok {
+		m.SetAssign(path, x)
+		return
+	}
+	key, v, ok := ConfigValue(path, v)
+	if !ok {
+		m.Skip(ReasonBadValue, path+": unsupported atom type")
+		return
+	}
+	m.config(key, v)
+	m.noteLive(path, liveAtom)
+	if path == PathFailed {
+		if b, ok := v.(bool); ok && b {
+			m.emit(event.Event{Kind: event.KindStatus, Status: event.StatusFailed})
+		}
+	}
+}
+
+// ConfigValue returns the config key and value an atom assignment
+// becomes (as Assign sends it): sys/* under neptune/, non-finite floats as
+// the strings "NaN", "Infinity" and "-Infinity", a Datetime as RFC 3339
+// (UTC), a string set sorted ([] when empty). ok is false for a value of
+// another type.
+func ConfigValue(path string, v any) (key string, out any, ok bool) {
 	switch x := v.(type) {
 	case float64:
 		switch {
@@ -558,20 +582,12 @@ func (m *Mapper) Assign(path string, v any) {
 	case Datetime:
 		v = time.Unix(0, x.UnixNano).UTC().Format(time.RFC3339Nano)
 	case []string:
-		m.SetAssign(path, x)
-		return
+		v = newOrderedSet(x).list()
 	case int64, bool, string, nil:
 	default:
-		m.Skip(ReasonBadValue, path+": unsupported atom type")
-		return
+		return "", nil, false
 	}
-	m.config(configKey(path), v)
-	m.noteLive(path, liveAtom)
-	if path == PathFailed {
-		if b, ok := v.(bool); ok && b {
-			m.emit(event.Event{Kind: event.KindStatus, Status: event.StatusFailed})
-		}
-	}
+	return configKey(path), v, true
 }
 
 // noteLive records that an attribute's value was sent (TrackAttributes).
