@@ -31,7 +31,10 @@
 //	1.x model / model_version / project         not imported: parsers.Skipped (container) from DiscoverSkipped
 //	sys/name (1.x, final value) / experiment_id Info.Name; default "Untitled" (1.x) or the run id (scale)
 //	metadata.json createdAt / Run.creation_time Info.CreatedAt (fallback: exec-dir time, first record, first row)
-//	Run.fork_point                              Info.ForkParent = parent run id, Info.ForkStep = step × multiplier
+//	Run.fork_point                              Info.ForkParent = parent run id, Info.ForkStep = step × multiplier;
+//	                                            with inherit_configs, Info.Config also holds the ancestors' final
+//	                                            configs (mlop copies only what the parent had sent when the fork
+//	                                            is created); neptune/group_tags starts as [] (not inherited)
 //	bookkeeping                                 Info.Config: neptune/source, neptune/step_multiplier,
 //	                                            neptune/run_uuid|run_id, neptune/project, neptune/mode,
 //	                                            neptune/fork/{parent_run_id,parent_project,step,inherit_configs}
@@ -47,7 +50,8 @@
 //	file (UploadFile, UploadFileContent,        KindFile (/files + PUT): Name = path, Step 0 for a single file,
 //	UploadFileSet matches, assign file_ref)     the series step for LogImages / append file_ref; Type from MIME,
 //	file series (LogImages, append file_ref)    then extension: IMAGE, AUDIO, VIDEO, TEXT, else ARTIFACT;
-//	                                            Text (caption) = image description/name or source file name
+//	                                            Text (caption) = image description/name or source file name;
+//	                                            a LogImages image is uploaded as <its name>.<ext>
 //	file that does not exist here               skipped; Warning missing_file and config
 //	                                            neptune/missing_files/<path>[/<step>] = the recorded path
 //	atom float/int/bool/string                  KindConfig {path: value} (flat keys with '/'); NaN/±Inf become
