@@ -5,7 +5,10 @@ import (
 	"io"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/mlop-ai/mlop-agent/parsers"
 )
 
 // Report is the machine-readable account of a backfill or import: per
@@ -18,6 +21,33 @@ type Report struct {
 	Totals   ReportTotals   `json:"totals"`
 	Streams  []StreamReport `json:"streams"`
 	Failures []Failure      `json:"failures,omitempty"` // paths that could not be read at all
+	// NotImported lists what the sources found and did not import
+	// (neptune-client model registry containers, unreadable directories,
+	// runs still being exported), each once.
+	NotImported []NotImported `json:"not_imported,omitempty"`
+}
+
+// NotImported is one thing a stream format found and did not import
+// (parsers.Skipped).
+type NotImported struct {
+	Source     string `json:"source"`
+	Reason     string `json:"reason"`         // parsers.SkippedContainer, SkippedUnreadable, SkippedIncomplete
+	Type       string `json:"type,omitempty"` // model, model_version, project, run, directory
+	ID         string `json:"id,omitempty"`
+	Path       string `json:"path"`
+	Attributes int64  `json:"attributes"`
+	Series     int64  `json:"series"`
+	LeftBehind bool   `json:"data_left_behind"` // holds data this import did not deliver
+	Detail     string `json:"detail,omitempty"`
+}
+
+// SkippedItem is one thing a stream's format skipped while reading (a
+// parsers.Warning): where, why, what.
+type SkippedItem struct {
+	Reason string `json:"reason"`
+	File   string `json:"file"`
+	Seq    int64  `json:"seq"` // record version, row or sequence id within File
+	Detail string `json:"detail"`
 }
 
 // ReportTotals sums the report.
@@ -30,19 +60,25 @@ type ReportTotals struct {
 	Files          int64 `json:"files"`
 	RecordsBad     int64 `json:"records_bad"`
 	LinesRejected  int64 `json:"lines_rejected"`
+	// NotImported counts Report.NotImported by reason.
+	NotImported map[string]int `json:"not_imported,omitempty"`
 }
 
 // StreamReport is one stream's line of the report.
 type StreamReport struct {
-	Source    string         `json:"source"`
-	SourceID  string         `json:"source_id"` // the stream key (Neptune run id, file fingerprint)
-	Path      string         `json:"path"`
-	Complete  bool           `json:"complete"`
-	Skipped   bool           `json:"skipped_unchanged,omitempty"`
-	Error     string         `json:"error,omitempty"`
-	Warnings  map[string]int `json:"skipped,omitempty"` // what the format could not use, by reason
-	Runs      []RunReport    `json:"runs"`
-	committed int64
+	Source   string         `json:"source"`
+	SourceID string         `json:"source_id"` // the stream key (Neptune run id, file fingerprint)
+	Path     string         `json:"path"`
+	Complete bool           `json:"complete"`
+	Skipped  bool           `json:"skipped_unchanged,omitempty"`
+	Error    string         `json:"error,omitempty"`
+	Warnings map[string]int `json:"skipped,omitempty"` // what the format could not use, by reason
+	// Items lists what was skipped, each with its reason and place (the
+	// first maxReportItems; ItemsDropped counts the rest).
+	Items        []SkippedItem `json:"skipped_items,omitempty"`
+	ItemsDropped int           `json:"skipped_items_dropped,omitempty"`
+	Runs         []RunReport   `json:"runs"`
+	committed    int64
 }
 
 // RunReport is one mlop run.
@@ -87,6 +123,7 @@ func (a *Agent) Report() Report {
 			}
 		}
 		st.mu.Unlock()
+		sr.Items, sr.ItemsDropped = a.rep.notImported.itemsOf(e.Key)
 		for _, ref := range e.Runs {
 			k := runKey(ref.Project, ref.ExternalID)
 			rr := RunReport{ExternalID: ref.ExternalID, Project: ref.Project}
@@ -132,7 +169,129 @@ func (a *Agent) Report() Report {
 	rep.Totals.RecordsBad = a.rep.stats.RecordsBad.Load()
 	rep.Totals.LinesRejected = a.rep.stats.LinesRejected.Load()
 	rep.Complete = a.drainedAll && rep.Totals.StreamsFailed == 0 && len(rep.Failures) == 0
+	rep.NotImported = a.rep.notImported.list()
+	if len(rep.NotImported) > 0 {
+		rep.Totals.NotImported = map[string]int{}
+		for _, n := range rep.NotImported {
+			rep.Totals.NotImported[n.Reason]++
+		}
+		rep.Summary += "; found but not imported: " + countsText(len(rep.NotImported), rep.Totals.NotImported)
+	}
 	return rep
+}
+
+// countsText renders "3 (container 2, unreadable 1)".
+func countsText(n int, by map[string]int) string {
+	parts := make([]string, 0, len(by))
+	for k, v := range by {
+		parts = append(parts, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(parts)
+	return fmt.Sprintf("%d (%s)", n, strings.Join(parts, ", "))
+}
+
+// maxReportItems bounds the skipped items a stream's report lists.
+const maxReportItems = 1000
+
+// notImported collects, for the summary and the report, what stream
+// formats found and do not import (parsers.Skipped, from discovery) and
+// the items each stream skipped while reading (its warnings). Safe for
+// concurrent use; the zero value is ready.
+type notImported struct {
+	mu     sync.Mutex
+	inputs []NotImported
+	seen   map[string]bool       // source, reason, path of inputs
+	items  map[string]*itemsList // by stream key
+}
+
+type itemsList struct {
+	list    []SkippedItem
+	dropped int
+}
+
+// discover runs the source's stream discovery of path; what a format
+// that reports it (parsers.SkipReporter) found and does not import is
+// logged once and kept for the report.
+func (s *sourceRT) discover(path string) ([]parsers.StreamInfo, error) {
+	sr, ok := s.stream.(parsers.SkipReporter)
+	if !ok {
+		return s.stream.Discover(path)
+	}
+	infos, skipped, err := sr.DiscoverSkipped(path)
+	for _, sk := range skipped {
+		n := NotImported{Source: s.cfg.Name, Reason: sk.Reason, Type: sk.Kind, ID: sk.ID, Path: sk.Path,
+			Attributes: sk.Attributes, Series: sk.Series, LeftBehind: sk.LeftBehind, Detail: sk.Detail}
+		if s.a.rep.notImported.addInput(n) {
+			s.log.Warn("found, not imported", "reason", n.Reason, "type", n.Type, "id", n.ID, "path", n.Path,
+				"attributes", n.Attributes, "series", n.Series, "detail", n.Detail)
+		}
+	}
+	return infos, err
+}
+
+// addInput records n once (per source, reason and path) and reports
+// whether it was new.
+func (ni *notImported) addInput(n NotImported) bool {
+	k := n.Source + "\x00" + n.Reason + "\x00" + n.Path
+	ni.mu.Lock()
+	defer ni.mu.Unlock()
+	if ni.seen[k] {
+		return false
+	}
+	if ni.seen == nil {
+		ni.seen = map[string]bool{}
+	}
+	ni.seen[k] = true
+	ni.inputs = append(ni.inputs, n)
+	return true
+}
+
+// addItems records a stream's warnings as skipped items.
+func (ni *notImported) addItems(key string, ws []parsers.Warning) {
+	if len(ws) == 0 {
+		return
+	}
+	ni.mu.Lock()
+	defer ni.mu.Unlock()
+	if ni.items == nil {
+		ni.items = map[string]*itemsList{}
+	}
+	l := ni.items[key]
+	if l == nil {
+		l = &itemsList{}
+		ni.items[key] = l
+	}
+	for _, w := range ws {
+		if len(l.list) >= maxReportItems {
+			l.dropped++
+			continue
+		}
+		l.list = append(l.list, SkippedItem{Reason: w.Reason, File: w.File, Seq: w.Pos.Seq, Detail: w.Detail})
+	}
+}
+
+func (ni *notImported) itemsOf(key string) ([]SkippedItem, int) {
+	ni.mu.Lock()
+	defer ni.mu.Unlock()
+	l := ni.items[key]
+	if l == nil {
+		return nil, 0
+	}
+	return append([]SkippedItem(nil), l.list...), l.dropped
+}
+
+// list returns the inputs found and not imported, by path.
+func (ni *notImported) list() []NotImported {
+	ni.mu.Lock()
+	out := append([]NotImported(nil), ni.inputs...)
+	ni.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Path != out[j].Path {
+			return out[i].Path < out[j].Path
+		}
+		return out[i].Reason < out[j].Reason
+	})
+	return out
 }
 
 // progressLoop prints progress: streams done of those found, points sent,

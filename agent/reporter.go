@@ -22,6 +22,9 @@ type reporter struct {
 	stats *Stats
 	dlq   *deadLetter // nil-safe
 	fails failures
+	// notImported is what stream formats found and did not import, and
+	// what each stream skipped, item by item (for the report).
+	notImported notImported
 
 	badMu    sync.Mutex
 	badLast  time.Time

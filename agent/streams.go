@@ -46,7 +46,7 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 		}
 		var infos []parsers.StreamInfo
 		for _, p := range paths {
-			found, err := s.stream.Discover(p)
+			found, err := s.discover(p)
 			if err != nil {
 				s.log.Error("cannot read", "path", p, "error", err)
 				a.rep.stats.badRecord("unreadable")
@@ -227,6 +227,7 @@ func (s *sourceRT) readStream(ctx context.Context, info parsers.StreamInfo, st *
 // skipped, and keeps the counts by reason for the report.
 func (s *sourceRT) reportWarnings(st *streamRT, w parsers.Warner) {
 	ws, dropped := w.Warnings()
+	s.a.rep.notImported.addItems(st.ls.Key(), ws)
 	if len(ws) > 0 {
 		st.mu.Lock()
 		if st.warnings == nil {

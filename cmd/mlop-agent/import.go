@@ -14,6 +14,7 @@ import (
 
 	"github.com/mlop-ai/mlop-agent/agent"
 	"github.com/mlop-ai/mlop-agent/internal/fsutil"
+	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/sink"
 	"github.com/mlop-ai/mlop-agent/sink/mlop"
 )
@@ -69,6 +70,10 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	dryRun := fs.Bool("dry-run", false, "read and validate everything, print the requests that would be sent, send nothing")
 	report := fs.String("report", "", "write a JSON report here: per run the source id, mlop run id and URL, points per metric, files, what was skipped and why")
 	noProgress := fs.Bool("no-progress", false, "no progress lines")
+	skipContainers := new(bool)
+	if kind != "tensorboard" {
+		fs.BoolVar(skipContainers, "skip-containers", false, "expect Neptune model registry data (neptune-client model, model_version and project containers; exported models): still listed in the summary and the report, but no exit 3 for leaving it behind")
+	}
 	positional, err := parseInterleaved(fs, args[1:])
 	if err != nil {
 		return err
@@ -136,7 +141,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log.Info("import summary", "elapsed", time.Since(start).Round(time.Millisecond), "streams", rep.Totals.Streams,
 		"skipped_unchanged", rep.Totals.StreamsSkipped, "failed", rep.Totals.StreamsFailed, "runs", rep.Totals.Runs,
-		"points", rep.Totals.Points, "files", rep.Totals.Files, "detail", a.Stats().Summary())
+		"points", rep.Totals.Points, "files", rep.Totals.Files, "not_imported", len(rep.NotImported), "detail", rep.Summary)
 	for _, s := range rep.Streams {
 		if s.Error != "" {
 			log.Error("not imported", "source_id", s.SourceID, "path", s.Path, "error", s.Error)
@@ -145,8 +150,49 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for _, f := range rep.Failures {
 		log.Error("not imported", "path", f.Path, "error", f.Error)
 	}
+	for _, n := range rep.NotImported {
+		log.Warn("not imported", "reason", n.Reason, "type", n.Type, "id", n.ID, "path", n.Path,
+			"attributes", n.Attributes, "series", n.Series, "data_left_behind", n.LeftBehind, "detail", n.Detail)
+	}
+	if runErr == nil {
+		runErr = leftBehind(rep.NotImported, *skipContainers)
+	}
 	return finishReport(a, runErr, cfg, false, start, discardLogger(), stderr)
 }
+
+// leftBehind is the error (exit 3) for data found and not imported: model
+// registry containers unless --skip-containers said they are expected,
+// and anything else holding data (an unreadable directory). Runs still
+// being exported are listed but left for a later import.
+func leftBehind(ns []agent.NotImported, skipContainers bool) error {
+	var left, containers int
+	for _, n := range ns {
+		switch {
+		case !n.LeftBehind:
+		case n.Reason == parsers.SkippedContainer:
+			if !skipContainers {
+				left++
+				containers++
+			}
+		default:
+			left++
+		}
+	}
+	if left == 0 {
+		return nil
+	}
+	hint := ""
+	if containers > 0 {
+		hint = "; mlop has no model registry: pass --skip-containers if leaving the containers behind is expected"
+	}
+	return &leftBehindError{fmt.Sprintf("%d found and not imported, listed above and in the report%s", left, hint)}
+}
+
+// leftBehindError is an agent.ErrFailed (exit 3) with its own message.
+type leftBehindError struct{ msg string }
+
+func (e *leftBehindError) Error() string { return e.msg }
+func (e *leftBehindError) Unwrap() error { return agent.ErrFailed }
 
 // parseInterleaved parses flags that may come after positional arguments
 // (import neptune ./.neptune --project p), which the flag package alone

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/parsers/neptune/internal/scalepb"
 	"github.com/mlop-ai/mlop-agent/parsers/neptune/internal/sqlitedb"
 )
@@ -26,8 +27,16 @@ const scaleDBName = "run_operations.sqlite3"
 
 // found is what a walk collected.
 type found struct {
-	n1  []string // execution directories (holding data-*.log)
-	dbs []string // neptune-scale databases
+	n1         []string // execution directories (holding data-*.log)
+	dbs        []string // neptune-scale databases
+	unreadable []parsers.Skipped
+}
+
+// unreadable describes a directory below the discovered path that could
+// not be listed: whatever Neptune data it holds is left behind.
+func unreadable(dir string, err error) parsers.Skipped {
+	return parsers.Skipped{Reason: parsers.SkippedUnreadable, Kind: "directory", Path: dir, LeftBehind: true,
+		Detail: fmt.Sprintf("cannot be read (%v); any Neptune data in it is not imported", err)}
 }
 
 // walk collects Neptune data at or below path.
@@ -71,10 +80,15 @@ func segmentNumber(base string) (int64, bool) {
 	return n, true
 }
 
+// readDir lists a directory while discovering; tests replace it to make
+// a directory unreadable whatever the user running them may read.
+var readDir = os.ReadDir
+
 func walkDir(dir string, depth int, out *found) error {
-	entries, err := os.ReadDir(dir)
+	entries, err := readDir(dir)
 	if err != nil {
 		if depth > 0 && errors.Is(err, fs.ErrPermission) {
+			out.unreadable = append(out.unreadable, unreadable(dir, err))
 			return nil
 		}
 		return fmt.Errorf("discover %s: %w", dir, err)
@@ -183,11 +197,12 @@ func n1Members(id n1ID) ([]n1Member, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", id.modeDir, err)
 	}
-	return n1MembersIn(id, entries), nil
+	return n1MembersIn(id, entries, nil), nil
 }
 
-// n1MembersIn is n1Members with the mode directory already listed.
-func n1MembersIn(id n1ID, entries []os.DirEntry) []n1Member {
+// n1MembersIn is n1Members with the mode directory already listed. A run
+// directory that cannot be listed is passed to onUnreadable, if not nil.
+func n1MembersIn(id n1ID, entries []os.DirEntry, onUnreadable func(dir string, err error)) []n1Member {
 	var out []n1Member
 	for _, e := range entries {
 		if !e.IsDir() {
@@ -201,8 +216,11 @@ func n1MembersIn(id n1ID, entries []os.DirEntry) []n1Member {
 			out = append(out, newN1Member(runDir))
 			continue
 		}
-		subs, err := os.ReadDir(runDir)
+		subs, err := readDir(runDir)
 		if err != nil {
+			if onUnreadable != nil {
+				onUnreadable(runDir, err)
+			}
 			continue
 		}
 		for _, s := range subs {

@@ -15,16 +15,26 @@
 // database file) and walks up to 6 levels down. One stream is one Neptune
 // run: the execution directories of one neptune-client run (several when
 // the run was resumed, merged oldest first), or the databases that share a
-// neptune-scale project and run id in one log directory.
+// neptune-scale project and run id in one log directory. What it finds
+// and does not import is returned by DiscoverSkipped
+// (parsers.SkipReporter): neptune-client model, model_version and project
+// containers (reason container: mlop has no model registry), each with
+// its uuid, directory and the attributes and series it holds at the end
+// of its queue, and directories below the path that cannot be listed
+// (reason unreadable). Open refuses a container's key.
 //
 // # Mapping
 //
 //	Neptune                                     mlop event (endpoint)
 //	------------------------------------------  ---------------------------------------------------------------
 //	run (1.x uuid / scale metadata.run_id)      KindRun first: ExternalID = uuid (1.x) or custom run id (scale)
+//	1.x model / model_version / project         not imported: parsers.Skipped (container) from DiscoverSkipped
 //	sys/name (1.x, final value) / experiment_id Info.Name; default "Untitled" (1.x) or the run id (scale)
 //	metadata.json createdAt / Run.creation_time Info.CreatedAt (fallback: exec-dir time, first record, first row)
-//	Run.fork_point                              Info.ForkParent = parent run id, Info.ForkStep = step × multiplier
+//	Run.fork_point                              Info.ForkParent = parent run id, Info.ForkStep = step × multiplier;
+//	                                            with inherit_configs, Info.Config also holds the ancestors' final
+//	                                            configs (mlop copies only what the parent had sent when the fork
+//	                                            is created); neptune/group_tags starts as [] (not inherited)
 //	bookkeeping                                 Info.Config: neptune/source, neptune/step_multiplier,
 //	                                            neptune/run_uuid|run_id, neptune/project, neptune/mode,
 //	                                            neptune/fork/{parent_run_id,parent_project,step,inherit_configs}
@@ -40,16 +50,22 @@
 //	file (UploadFile, UploadFileContent,        KindFile (/files + PUT): Name = path, Step 0 for a single file,
 //	UploadFileSet matches, assign file_ref)     the series step for LogImages / append file_ref; Type from MIME,
 //	file series (LogImages, append file_ref)    then extension: IMAGE, AUDIO, VIDEO, TEXT, else ARTIFACT;
-//	                                            Text (caption) = image description/name or source file name
+//	                                            Text (caption) = image description/name or source file name;
+//	                                            a LogImages image is uploaded as <its name>.<ext>
 //	file that does not exist here               skipped; Warning missing_file and config
 //	                                            neptune/missing_files/<path>[/<step>] = the recorded path
 //	atom float/int/bool/string                  KindConfig {path: value} (flat keys with '/'); NaN/±Inf become
 //	                                            the strings "NaN", "Infinity", "-Infinity"
 //	atom datetime                               KindConfig, RFC 3339 string (UTC)
-//	string set (not tags)                       KindConfig, sorted list; add/remove/clear replayed in order
+//	string set (not tags)                       KindConfig, sorted list ([] when empty: never null);
+//	                                            add/remove/clear replayed in order
 //	sys/* atoms                                 KindConfig under neptune/sys/* (e.g. neptune/sys/hostname)
 //	overwrite                                   KindConfig again (the last value wins, server deep-merge)
-//	DeleteAttribute                             KindConfig {path: null}
+//	DeleteAttribute, value written before it    nothing: Open pre-scans the run, so what a later deletion
+//	                                            removes is never sent and the key is absent (a value written
+//	                                            after the deletion is sent as usual; step-less points restart)
+//	DeleteAttribute after the value was sent    KindConfig {path: null} (all a config update can do), tags
+//	(a run followed live)                       removed; Warning deleted (points and files sent stay)
 //	sys/tags add/remove/clear/assign            KindTags (Tags added, Untags removed), replayed in order
 //	sys/group_tags                              KindTags too (mlop allows one group:* tag, so plain tags),
 //	                                            and KindConfig neptune/group_tags = sorted group tags
@@ -61,7 +77,7 @@
 //	TrackFilesToArtifact, ClearArtifact
 //	DeleteFiles                                 skipped, Warning unsupported
 //	unknown operation type / operation_type     skipped, Warning unknown_op
-//	undecodable line / row                      skipped, Warning corrupt
+//	undecodable line / row, repeated version    skipped, Warning corrupt
 //
 // Every event carries Pos = {Offset: index of the execution directory or
 // database within the run (0 for almost every run), Seq: the record's
@@ -146,8 +162,8 @@
 //     recorded in config (Info.Project is left to the source's setting).
 //   - Points inherited by a fork live in the parent run; mlop links the
 //     fork by ForkParent/ForkStep. inherit_configs is only recorded.
-//   - neptune-client model, model_version and project containers (async
-//     only) are not discovered; only runs are.
+//   - neptune-client model, model_version and project containers are
+//     not imported (mlop has no model registry); Discover lists them.
 //   - A neptune-client run written by two processes at once (two 1.9+
 //     directories growing together) is read directory after directory:
 //     records appended to an earlier directory after the stream moved on

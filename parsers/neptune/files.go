@@ -61,10 +61,15 @@ func regularFile(p string) bool {
 // spool writes inline file content (neptune-client LogImages and
 // UploadFileContent carry base64 data, not a path) to a file the agent can
 // upload. The name is derived from key, so reading the same operation
-// again finds the same file instead of writing another.
-func spool(dir, key, ext string, data []byte) (string, error) {
+// again finds the same file instead of writing another. A file with a name
+// of its own (a LogImages image's name) keeps it, in a directory derived
+// from key, so the upload carries it as its file name.
+func spool(dir, key, own, ext string, data []byte) (string, error) {
 	sum := sha256.Sum256([]byte(key))
 	name := hex.EncodeToString(sum[:12])
+	if own = sanitizeName(own); own != "" {
+		dir, name = filepath.Join(dir, name), own
+	}
 	if ext != "" {
 		name += "." + sanitizeExt(ext)
 	}
@@ -93,6 +98,29 @@ func spool(dir, key, ext string, data []byte) (string, error) {
 		return "", fmt.Errorf("spool %s: %w", key, err)
 	}
 	return p, nil
+}
+
+// sanitizeName makes a file name of a producer's name: letters, digits,
+// '-', '_' and inner '.' kept, anything else '_', at most 100 bytes; ""
+// when nothing usable is left.
+func sanitizeName(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if b.Len() >= 100 {
+			break
+		}
+		switch {
+		case r < 0x80 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.'):
+			b.WriteRune(r)
+		default:
+			b.WriteByte('_')
+		}
+	}
+	out := strings.Trim(b.String(), "._")
+	if strings.Trim(out, "_-") == "" {
+		return ""
+	}
+	return out
 }
 
 func sanitizeExt(ext string) string {

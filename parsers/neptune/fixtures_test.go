@@ -119,10 +119,12 @@ func TestFixtureN1OfflineBasic(t *testing.T) {
 		}
 		checkConfigValue(t, key, got, a["type"].(string), a["value"])
 	}
+	// A deleted attribute is absent: the import knows the final state, so
+	// neither its value nor a null reaches the config.
 	for _, d := range list(t, man["deleted_attributes"]) {
 		key, _, _ := strings.Cut(d.(string), " ")
-		if v, ok := s.config[key]; !ok || v != nil {
-			t.Errorf("deleted %s: config value %#v (present %v), want null", key, v, ok)
+		if v, ok := s.config[key]; ok {
+			t.Errorf("deleted %s: config value %#v, want no key", key, v)
 		}
 	}
 	auto := obj(t, man, "auto_written_by_client")
@@ -183,8 +185,9 @@ func TestFixtureN1OfflineBasic(t *testing.T) {
 	for i, p := range list(t, img["points"]) {
 		pm := p.(map[string]any)
 		e := imgs[i]
-		if e.Type != "IMAGE" || e.Step != int64(i)*mul || e.Text != pm["description"] {
-			t.Errorf("images/samples[%d] = %+v", i, e)
+		// The caption is the description; the name is the file's name.
+		if e.Type != "IMAGE" || e.Step != int64(i)*mul || e.Text != pm["description"] || filepath.Base(e.Path) != pm["name"].(string)+".png" {
+			t.Errorf("images/samples[%d] = %+v, want name %v", i, e, pm["name"])
 		}
 		fh, err := os.Open(e.Path)
 		if err != nil {
@@ -539,6 +542,27 @@ func TestForkFamily(t *testing.T) {
 		}
 		if i == 1 && (sum.run.ForkParent != obj(t, cm, "create_run", "fork")["parent_run_id"] || sum.run.ForkStep != 250) {
 			t.Errorf("child fork = %q@%d", sum.run.ForkParent, sum.run.ForkStep)
+		}
+		if i == 1 {
+			// inherit_configs: the parent's final configs come with the
+			// fork's run event (not only what mlop copies at creation);
+			// the fork's own assignments follow and win; group tags are
+			// not inherited.
+			pm := manifest(t, "scale-a-training")
+			for key, v := range obj(t, pm, "configs_final") {
+				c := v.(map[string]any)
+				if c["type"] == "timestamp" {
+					continue
+				}
+				checkConfigValue(t, "inherited "+key, sum.run.Config[key], c["type"].(string), c["value"])
+			}
+			for key, v := range obj(t, cm, "configs_final") {
+				c := v.(map[string]any)
+				checkConfigValue(t, key, sum.config[key], c["type"].(string), c["value"])
+			}
+			if g, ok := sum.run.Config["neptune/group_tags"].([]string); !ok || len(g) != 0 {
+				t.Errorf("fork group tags %#v, want []", sum.run.Config["neptune/group_tags"])
+			}
 		}
 	}
 }

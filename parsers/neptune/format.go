@@ -57,6 +57,7 @@ const (
 	ReasonMissingFile   = mapping.ReasonMissingFile
 	ReasonVersionGap    = mapping.ReasonVersionGap
 	ReasonClearedSeries = mapping.ReasonClearedSeries
+	ReasonDeleted       = mapping.ReasonDeleted
 )
 
 // Warning is an operation (or part of one) that could not be mapped and
@@ -208,35 +209,54 @@ func (c *common) state(seg, off int64, mem string) []byte {
 // depth up to 6) .neptune/ data, a .neptune directory, a run or execution
 // directory, a queue file, or a database file.
 func (f *Format) Discover(path string) ([]parsers.StreamInfo, error) {
+	infos, _, err := f.DiscoverSkipped(path)
+	return infos, err
+}
+
+var _ parsers.SkipReporter = (*Format)(nil)
+
+// DiscoverSkipped is Discover, plus what was found and is not imported:
+// neptune-client model, model_version and project containers (mlop has
+// no model registry), with what they hold, and directories that could
+// not be read.
+func (f *Format) DiscoverSkipped(path string) ([]parsers.StreamInfo, []parsers.Skipped, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", path, err)
+		return nil, nil, fmt.Errorf("discover %s: %w", path, err)
 	}
 	found, err := walk(abs)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var out []parsers.StreamInfo
+	skipped := found.unreadable
+	noteUnreadable := func(dir string, err error) { skipped = append(skipped, unreadable(dir, err)) }
 	seenN1 := map[string]bool{}
 	listings := map[string][]os.DirEntry{} // each mode directory is listed once
 	for _, dir := range found.n1 {
 		id := classifyN1(dir)
 		key := id.key()
-		if seenN1[key] || id.ctype != "run" {
-			// Only runs: model and project containers are not mlop runs.
+		if seenN1[key] {
 			continue
 		}
 		seenN1[key] = true
 		entries, ok := listings[id.modeDir]
 		if !ok {
 			if entries, err = os.ReadDir(id.modeDir); err != nil {
-				return nil, fmt.Errorf("discover %s: %w", id.modeDir, err)
+				return nil, nil, fmt.Errorf("discover %s: %w", id.modeDir, err)
 			}
 			listings[id.modeDir] = entries
 		}
-		if members := n1MembersIn(id, entries); len(members) > 0 {
-			out = append(out, parsers.StreamInfo{Key: key, Path: members[0].dir, RunID: id.uuid})
+		members := n1MembersIn(id, entries, noteUnreadable)
+		if len(members) == 0 {
+			continue
 		}
+		if id.ctype != "run" {
+			// Model registry and project containers are not mlop runs.
+			skipped = append(skipped, containerSkipped(id, members))
+			continue
+		}
+		out = append(out, parsers.StreamInfo{Key: key, Path: members[0].dir, RunID: id.uuid})
 	}
 	groups := f.scaleGroupsOf(found.dbs)
 	for _, g := range groups {
@@ -261,7 +281,8 @@ func (f *Format) Discover(path string) ([]parsers.StreamInfo, error) {
 		}
 	}
 	sortStreams(out)
-	return out, nil
+	slices.SortFunc(skipped, func(a, b parsers.Skipped) int { return strings.Compare(a.Path, b.Path) })
+	return out, skipped, nil
 }
 
 // sortStreams orders parents before children, then by key.

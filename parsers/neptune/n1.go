@@ -125,9 +125,14 @@ type n1Stream struct {
 	segIdx  int
 	lr      *lineReader
 	lastVer int64 // last version consumed in the member
-	end     event.Position
-	dec     n1Decoder
-	closed  bool
+	// delivered is the version the member was resumed after: records up
+	// to it were delivered before; a lower version after it is out of
+	// order.
+	delivered int64
+	deleted   map[string]opAt // from the pre-scan, never changed
+	end       event.Position
+	dec       n1Decoder
+	closed    bool
 
 	// Resume hint for the first segment opened.
 	hintSeg, hintOff int64
@@ -144,6 +149,11 @@ func (f *Format) openN1(info parsers.StreamInfo, resume event.Position, st *stre
 	if id.key() != info.Key {
 		return nil, fmt.Errorf("open %s: path %s belongs to %s: %w", info.Key, info.Path, id.key(), ErrUnknownStream)
 	}
+	if id.ctype != "run" {
+		// Discover lists model registry and project containers as
+		// skipped, never as streams.
+		return nil, fmt.Errorf("open %s: a %s container is not a run: %w", info.Key, id.ctype, ErrUnknownStream)
+	}
 	members, err := n1Members(id)
 	if err != nil {
 		return nil, err
@@ -153,17 +163,22 @@ func (f *Format) openN1(info parsers.StreamInfo, resume event.Position, st *stre
 	}
 	s := &n1Stream{common: c, id: id, members: members, segIdx: -1, glob: filepath.Glob}
 
+	// The pre-scan reads the run as it is now: its deletions always (see
+	// n1Scan.deleted), and, for a fresh start, what the run event needs.
+	scan, err := s.prescan(st == nil)
+	if err != nil {
+		return nil, err
+	}
+	s.deleted = scan.deleted
+	mopts := mapping.Options{TrackSeries: true, TrackAttributes: true}
 	if st == nil {
-		scan, err := s.prescan()
-		if err != nil {
-			return nil, err
-		}
 		mul := opts.StepMultiplier
 		if mul <= 0 {
 			mul = scan.steps.Multiplier()
 		}
 		s.runInfo = s.buildRunInfo(scan, mul)
-		s.mapper = mapping.New(mapping.State{Multiplier: mul, LastTime: s.runInfo.CreatedAt}, mapping.Options{Multiplier: mul, TrackSeries: true})
+		mopts.Multiplier = mul
+		s.mapper = mapping.New(mapping.State{Multiplier: mul, LastTime: s.runInfo.CreatedAt}, mopts)
 		if resume != (event.Position{}) {
 			// The state is lost: map everything again, keep nothing up to
 			// resume.
@@ -177,14 +192,15 @@ func (f *Format) openN1(info parsers.StreamInfo, resume event.Position, st *stre
 			c.warn.Add(info.Path, []mapping.Warning{{Pos: resume, Reason: ReasonBadStep,
 				Detail: fmt.Sprintf("step multiplier %d kept from the checkpoint; %d ignored", mul, opts.StepMultiplier)}})
 		}
-		s.mapper = mapping.New(st.Map, mapping.Options{Multiplier: mul, TrackSeries: true})
+		mopts.Multiplier = mul
+		s.mapper = mapping.New(st.Map, mopts)
 		names := make([]string, len(members))
 		for i, m := range members {
 			names[i] = filepath.Base(m.dir)
 		}
 		s.member = s.resumeMember(resume, st.Mem, names)
 		if s.member < len(members) {
-			s.lastVer = resume.Seq
+			s.lastVer, s.delivered = resume.Seq, resume.Seq
 			s.hintSeg, s.hintOff = st.Seg, st.Off
 		}
 		s.end = resume
@@ -197,14 +213,34 @@ type n1Scan struct {
 	steps mapping.StepScan
 	name  string
 	first int64
+	// deleted holds, per attribute path, the run's last DeleteAttribute
+	// of it. Everything written to the path up to there is gone from the
+	// Neptune run, so it is never sent: a migrated run does not show an
+	// attribute the Neptune run no longer has. (A deletion written after
+	// the pre-scan, in a run being followed, can only take back what was
+	// sent: mapping.Mapper.Delete.)
+	deleted map[string]opAt
 }
 
-// prescan reads the whole run once, cheaply, for what the first event
-// needs: the final sys/name, and the steps (to choose the multiplier).
-func (s *n1Stream) prescan() (n1Scan, error) {
-	var sc n1Scan
+// opAt is where an operation is in a run: the member (execution
+// directory) index and the record's version.
+type opAt struct {
+	member  int
+	version int64
+}
+
+// before reports whether a is at or before b.
+func (a opAt) before(b opAt) bool {
+	return a.member < b.member || (a.member == b.member && a.version <= b.version)
+}
+
+// prescan reads the whole run once, cheaply: for the deletions, and with
+// full also for what the first event needs: the final sys/name, and the
+// steps (to choose the multiplier).
+func (s *n1Stream) prescan(full bool) (n1Scan, error) {
+	sc := n1Scan{deleted: map[string]opAt{}}
 	var d n1Decoder
-	for _, m := range s.members {
+	for i, m := range s.members {
 		segs, err := listSegments(m.dir)
 		if err != nil {
 			return sc, err
@@ -226,7 +262,7 @@ func (s *n1Stream) prescan() (n1Scan, error) {
 				if st != lineOK {
 					continue
 				}
-				prescanLine(&d, line, &sc)
+				prescanLine(&d, line, &sc, i, full)
 			}
 			lr.close()
 		}
@@ -235,13 +271,15 @@ func (s *n1Stream) prescan() (n1Scan, error) {
 }
 
 var (
-	keyStep = []byte(`"step"`)
-	keyName = []byte(`"name"`)
+	keyStep   = []byte(`"step"`)
+	keyName   = []byte(`"name"`)
+	keyDelete = []byte(`"DeleteAttribute"`)
 )
 
-func prescanLine(d *n1Decoder, line []byte, sc *n1Scan) {
-	full := sc.first == 0 || bytes.Contains(line, keyName)
-	if !full {
+func prescanLine(d *n1Decoder, line []byte, sc *n1Scan, member int, steps bool) {
+	del := bytes.Contains(line, keyDelete)
+	full := del || (steps && (sc.first == 0 || bytes.Contains(line, keyName)))
+	if steps && !full {
 		// Only a fractional step needs a closer look.
 		rest := line
 		for {
@@ -267,11 +305,20 @@ func prescanLine(d *n1Decoder, line []byte, sc *n1Scan) {
 	if err != nil {
 		return
 	}
+	op := &rec.op
+	typ := string(op.typ)
+	if del && typ == "DeleteAttribute" && op.hasPath && rec.hasVersion {
+		at := opAt{member, rec.version}
+		if prev, ok := sc.deleted[string(op.path)]; !ok || prev.before(at) {
+			sc.deleted[string(op.path)] = at
+		}
+	}
+	if !steps {
+		return
+	}
 	if sc.first == 0 {
 		sc.first = recordTime(rec)
 	}
-	op := &rec.op
-	typ := string(op.typ)
 	if typ == "AssignString" && string(op.path) == mapping.PathName && op.value.kind == tokString {
 		sc.name = string(op.value.raw)
 	}
@@ -486,7 +533,7 @@ func (s *n1Stream) nextMember() {
 	s.member++
 	s.segIdx = -1
 	s.segs = nil
-	s.lastVer = 0
+	s.lastVer, s.delivered = 0, 0
 }
 
 // refreshMembers picks up execution directories created since Open (a
@@ -547,7 +594,11 @@ func (s *n1Stream) Next(ctx context.Context, dst []event.Event) (parsers.Chunk, 
 			continue
 		}
 		if rec.version <= s.lastVer {
-			continue // already delivered (resume) or a duplicate
+			if rec.version > s.delivered {
+				s.warn.Add(s.lr.path, []mapping.Warning{{Pos: event.Position{Offset: int64(s.member) + s.offsetBase, Seq: rec.version}, Reason: ReasonCorrupt,
+					Detail: fmt.Sprintf("version %d after version %d (out of order or repeated): record skipped", rec.version, s.lastVer)}})
+			}
+			continue // already delivered before a restart, or out of order
 		}
 		pos := event.Position{Offset: int64(s.member) + s.offsetBase, Seq: rec.version}
 		if rec.version != s.lastVer+1 && !s.replay {
@@ -626,6 +677,10 @@ func (s *n1Stream) applyOp(op *n1Op, pos event.Position) {
 		return
 	}
 	path := s.internBytes(op.path)
+	if at, ok := s.deleted[path]; ok && typ != "DeleteAttribute" && (opAt{s.member, pos.Seq}).before(at) {
+		// A later DeleteAttribute removes it from the run (n1Scan.deleted).
+		return
+	}
 	switch typ {
 	case "AssignFloat":
 		f, ok := tokFloat(op.value)
@@ -709,7 +764,7 @@ func (s *n1Stream) applyOp(op *n1Op, pos event.Position) {
 				m.Skip(ReasonBadValue, path+": image without data (over the client's size limit)")
 				continue
 			}
-			if local, err := s.spoolBase64(pos, i, "", data); err != nil {
+			if local, err := s.spoolBase64(pos, i, string(p.imgName), "", data); err != nil {
 				m.Skip(ReasonBadValue, path+": "+err.Error())
 				continue
 			} else {
@@ -736,7 +791,7 @@ func (s *n1Stream) applyOp(op *n1Op, pos event.Position) {
 			m.Skip(ReasonBadValue, path+": UploadFileContent without content")
 			return
 		}
-		local, err := s.spoolBase64(pos, 0, string(op.ext.raw), op.fileContent.raw)
+		local, err := s.spoolBase64(pos, 0, "", string(op.ext.raw), op.fileContent.raw)
 		if err != nil {
 			m.Skip(ReasonBadValue, path+": "+err.Error())
 			return
@@ -761,7 +816,7 @@ func byteStrings(bs [][]byte) []string {
 	return out
 }
 
-func (s *n1Stream) spoolBase64(pos event.Position, i int, ext string, data []byte) (string, error) {
+func (s *n1Stream) spoolBase64(pos event.Position, i int, name, ext string, data []byte) (string, error) {
 	raw := make([]byte, base64.StdEncoding.DecodedLen(len(data)))
 	n, err := base64.StdEncoding.Decode(raw, data)
 	if err != nil {
@@ -772,7 +827,7 @@ func (s *n1Stream) spoolBase64(pos event.Position, i int, ext string, data []byt
 		ext = imageExt(raw)
 	}
 	key := fmt.Sprintf("%s@%d:%d:%d", s.members[s.member].dir, pos.Offset, pos.Seq, i)
-	return spool(s.spool, key, ext, raw)
+	return spool(s.spool, key, name, ext, raw)
 }
 
 // uploadFile maps UploadFile: a copy under upload_path/ (tmp_file_name),

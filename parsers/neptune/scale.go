@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/mlop-ai/mlop-agent/event"
 	"github.com/mlop-ai/mlop-agent/parsers"
@@ -40,6 +41,9 @@ type scaleScan struct {
 	// maxCommitted is, per series, the highest step of a non-preview
 	// point: a preview at or below it has been superseded.
 	maxCommitted map[string]int64
+	// configs holds the database's final configs (assigned atoms, as
+	// config keys and values), for the forks that inherit them.
+	configs map[string]any
 }
 
 // dbSig identifies the content of a database and its WAL.
@@ -80,7 +84,7 @@ func (f *Format) prescanDB(ctx context.Context, r *sqlitedb.Reader) (scaleScan, 
 		return sc, nil
 	}
 	f.mu.Unlock()
-	sc := scaleScan{sig: sig, maxCommitted: map[string]int64{}}
+	sc := scaleScan{sig: sig, maxCommitted: map[string]int64{}, configs: map[string]any{}}
 	names := map[string]string{}
 	intern := func(b []byte) string {
 		if s, ok := names[string(b)]; ok {
@@ -95,7 +99,18 @@ func (f *Format) prescanDB(ctx context.Context, r *sqlitedb.Reader) (scaleScan, 
 	for {
 		n, err := r.Scan(ctx, after, 1<<16, func(row sqlitedb.Row) error {
 			after = row.Seq
-			if row.Type != opUpdateSnapshot || scalepb.DecodeSnapshot(row.Op, &snap) != nil || !snap.HasStep {
+			if row.Type != opUpdateSnapshot || scalepb.DecodeSnapshot(row.Op, &snap) != nil {
+				return nil
+			}
+			for i := range snap.Assign {
+				e := &snap.Assign[i]
+				if v, ok := atomValue(&e.Value); ok && !bytes.HasPrefix(e.Key, []byte("sys/")) {
+					if k, cv, ok := mapping.ConfigValue(string(e.Key), v); ok {
+						sc.configs[k] = cv
+					}
+				}
+			}
+			if !snap.HasStep {
 				return nil
 			}
 			micro, ok := snap.Step.MicroUnits()
@@ -250,6 +265,16 @@ func (f *Format) openScale(info parsers.StreamInfo, resume event.Position, st *s
 			mul = steps.Multiplier()
 		}
 		s.runInfo = s.buildRunInfo(mul)
+		inherited, err := f.inheritedConfigs(ctx, groups, g, info.Parent)
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		for k, v := range inherited {
+			if _, own := s.runInfo.Config[k]; !own {
+				s.runInfo.Config[k] = v
+			}
+		}
 		s.mapper = mapping.New(mapping.State{Multiplier: mul, LastTime: s.runInfo.CreatedAt}, mapping.Options{Multiplier: mul})
 		if resume != (event.Position{}) {
 			s.replay, s.replayUntil = true, resume
@@ -340,6 +365,66 @@ func (f *Format) familySteps(ctx context.Context, groups []*scaleGroup, g *scale
 	return steps, nil
 }
 
+// inheritedConfigs returns the configs a fork inherits (Run.inherit_configs)
+// from its ancestors: each ancestor's final configs, the nearer ones
+// winning. mlop copies the parent's config into a fork when the fork is
+// created, which is only what the parent had sent by then; sending the
+// inherited configs with the fork makes them complete whatever the
+// timing. The fork's own configs follow as usual. An ancestor is looked
+// for in the fork's log directory, and the parent also under parentKey
+// (StreamInfo.Parent: the agent links a parent found under another path).
+func (f *Format) inheritedConfigs(ctx context.Context, groups []*scaleGroup, g *scaleGroup, parentKey string) (map[string]any, error) {
+	find := func(key string) *scaleGroup {
+		if p := findGroup(groups, key); p != nil {
+			return p
+		}
+		scope, _, ok := strings.Cut(strings.TrimPrefix(key, keyPrefixScale), "#")
+		if !ok || !strings.HasPrefix(key, keyPrefixScale) {
+			return nil
+		}
+		other, err := f.scopeGroups(scope)
+		if err != nil {
+			return nil
+		}
+		return findGroup(other, key)
+	}
+	var chain []*scaleGroup // nearest ancestor first
+	for cur, seen := g, map[string]bool{g.key: true}; ; {
+		run := cur.firstRun()
+		if run == nil || run.Fork == nil || !run.HasInherit || !run.InheritConfigs || cur.parentKey == "" {
+			break
+		}
+		p := find(cur.parentKey)
+		if p == nil && cur == g && parentKey != "" {
+			p = find(parentKey)
+		}
+		if p == nil || p.broken || seen[p.key] {
+			break
+		}
+		seen[p.key] = true
+		chain = append(chain, p)
+		cur = p
+	}
+	out := map[string]any{}
+	for i := len(chain) - 1; i >= 0; i-- {
+		for _, db := range chain[i].members {
+			r, err := sqlitedb.Open(db.path)
+			if err != nil {
+				return nil, err
+			}
+			sc, err := f.prescanDB(ctx, r)
+			r.Close()
+			if err != nil {
+				return nil, err
+			}
+			for k, v := range sc.configs {
+				out[k] = v
+			}
+		}
+	}
+	return out, nil
+}
+
 func (s *scaleStream) buildRunInfo(mul int64) *event.RunInfo {
 	first := s.group.members[0]
 	meta := first.meta
@@ -379,6 +464,10 @@ func (s *scaleStream) buildRunInfo(mul int64) *event.RunInfo {
 	if fp := run.Fork; fp != nil && fp.ParentRunID != "" {
 		info.ForkParent = fp.ParentRunID
 		cfg["neptune/fork/parent_run_id"] = fp.ParentRunID
+		// mlop copies the parent's config into a fork, bookkeeping
+		// included; a Neptune fork does not inherit group tags, so the
+		// fork starts with its own (none until it sets some).
+		cfg[mapping.KeyGroupTags] = []string{}
 		if fp.HasParentProject {
 			cfg["neptune/fork/parent_project"] = fp.ParentProject
 		}
@@ -626,28 +715,40 @@ func (s *scaleStream) applySnapshot(snap *scalepb.Snapshot, t int64) {
 
 func (s *scaleStream) assign(path string, v *scalepb.Value) {
 	m := s.mapper
+	if a, ok := atomValue(v); ok {
+		m.Assign(path, a)
+		return
+	}
 	switch v.Kind {
-	case scalepb.KindFloat64:
-		m.Assign(path, v.Float)
-	case scalepb.KindInt64:
-		m.Assign(path, v.Int)
-	case scalepb.KindBool:
-		m.Assign(path, v.Bool)
-	case scalepb.KindString:
-		m.Assign(path, string(v.Str))
-	case scalepb.KindTimestamp:
-		m.Assign(path, mapping.Datetime{UnixNano: v.Time.Seconds*1e9 + int64(v.Time.Nanos)})
-	case scalepb.KindStringSet:
-		items := make([]string, len(v.Strings))
-		for i, b := range v.Strings {
-			items[i] = string(b)
-		}
-		m.Assign(path, items)
 	case scalepb.KindFileRef:
 		m.File(path, mapping.Step{}, false, 0, s.resolveFile(&v.File))
 	default:
 		m.Skip(ReasonBadValue, path+": "+v.Kind.String()+" cannot be assigned")
 	}
+}
+
+// atomValue is an assigned atom's value for mapping.Mapper.Assign; ok is
+// false for a file or a kind that cannot be assigned.
+func atomValue(v *scalepb.Value) (any, bool) {
+	switch v.Kind {
+	case scalepb.KindFloat64:
+		return v.Float, true
+	case scalepb.KindInt64:
+		return v.Int, true
+	case scalepb.KindBool:
+		return v.Bool, true
+	case scalepb.KindString:
+		return string(v.Str), true
+	case scalepb.KindTimestamp:
+		return mapping.Datetime{UnixNano: v.Time.Seconds*1e9 + int64(v.Time.Nanos)}, true
+	case scalepb.KindStringSet:
+		items := make([]string, len(v.Strings))
+		for i, b := range v.Strings {
+			items[i] = string(b)
+		}
+		return items, true
+	}
+	return nil, false
 }
 
 func (s *scaleStream) histogram(path string, step mapping.Step, t int64, h *scalepb.Histogram) {

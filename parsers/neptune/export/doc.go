@@ -7,14 +7,20 @@
 // # Layout
 //
 //	<data dir>/<S(project_id)>/<S(run_id)>_part_<n>.parquet   rows of one run, part_0 renamed last
-//	<data dir>/<S(project_id)>/<S(run_id)>_part_<n>.parquet.tmp  being written: ignored
+//	<data dir>/<S(project_id)>/<S(run_id)>_part_<n>.parquet.tmp  being written
+//	<models dir>/<S(project_id)>/models/<S(model_id)>_part_<n>.parquet, .../model_versions/...  (export-models)
 //	<files dir>/<S(project_id)>/<file_value.path>            downloaded files
 //
 // Discover accepts the data directory, a directory up to two levels
 // above it (the exports directory holding data/ and files/), a project
 // directory, or one part file of a run. One stream is one run whose
-// part_0.parquet exists; a run without it is still being exported and is
-// logged (once) and skipped until it appears. The key is
+// part_0.parquet exists. What is found and not imported is returned by
+// DiscoverSkipped (parsers.SkipReporter) and logged once by Discover:
+// a run without part_0 (still being exported, or the export stopped;
+// reason incomplete, left for a later import), export-models' models and
+// model versions (reason container, with their attributes and series
+// counted: mlop has no model registry), and a directory that cannot be
+// read (reason unreadable). The key is
 // neptune-export:<project dir>/<run file prefix> (the exporter's sanitized
 // names: stable, unique, readable without opening the file). Discover
 // reads part_0's first row and its leading row groups of parameters (the
@@ -37,7 +43,8 @@
 //	                                            neptune/step_multiplier, neptune/export/variant,
 //	                                            neptune/fork/{parent_run_id,step}
 //	float/int/bool/string/datetime/string_set   Assign: config (sys/* under neptune/sys/), sys/tags and
-//	                                            sys/group_tags → tags, sys/failed = true → FAILED
+//	                                            sys/group_tags → tags, sys/failed = true → FAILED; an empty
+//	                                            string_set_value list is [] (a null one is no value)
 //	a parameter row with a null value           skipped (parsers.SkipNull): the neptune3 exporter melts a
 //	                                            runs table, giving each run null rows for the parameters of
 //	                                            the other runs exported in the same batch

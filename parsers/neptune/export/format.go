@@ -83,15 +83,15 @@ type Format struct {
 	projects map[string]projectEntry // by project directory
 	metas    map[string]metaEntry    // by part_0 path
 	scans    map[string]scanEntry    // by part path
-	pending  map[string]bool         // runs without part_0 already logged
+	logged   map[string]bool         // skipped items Discover logged
 }
 
-// New returns a Format that logs runs it skips to log (nil: slog.Default
-// at the time of logging). The registered instance serves the agent;
+// New returns a Format whose Discover logs what it finds and does not
+// import to log (nil: slog.Default at the time of logging). The registered instance serves the agent;
 // tests make their own.
 func New(log *slog.Logger) *Format {
 	return &Format{log: log, projects: map[string]projectEntry{}, metas: map[string]metaEntry{},
-		scans: map[string]scanEntry{}, pending: map[string]bool{}}
+		scans: map[string]scanEntry{}, logged: map[string]bool{}}
 }
 
 var _ parsers.StreamFormat = (*Format)(nil)
@@ -115,8 +115,9 @@ const (
 // directory's modification time is unchanged: the exporter only ever adds
 // files by renaming them into place, which changes it.
 type projectEntry struct {
-	mod  int64
-	runs []*runEntry
+	mod     int64
+	runs    []*runEntry
+	pending []pendingRun
 }
 
 // listingSettle is how old a directory's modification time must be before
@@ -194,42 +195,74 @@ const maxDepth = 2
 // Discover lists the exported runs at path: a data directory (holding
 // project directories), a directory above it (up to two levels), a
 // project directory, or one run's part file. A run is listed only once
-// its part_0.parquet exists (the exporter renames part_0 last); runs
-// without it are being exported and are logged and skipped. .parquet.tmp
-// files are ignored.
+// its part_0.parquet exists (the exporter renames part_0 last);
+// .parquet.tmp files are unfinished writes.
+// What was found and is not imported (DiscoverSkipped) is logged, once
+// per item, to the Format's logger.
 func (f *Format) Discover(path string) ([]parsers.StreamInfo, error) {
+	infos, skipped, err := f.DiscoverSkipped(path)
+	for _, sk := range skipped {
+		k := sk.Reason + "\x00" + sk.Path
+		f.mu.Lock()
+		seen := f.logged[k]
+		f.logged[k] = true
+		f.mu.Unlock()
+		if !seen {
+			f.logger().Warn("neptune export data not imported", "reason", sk.Reason, "type", sk.Kind, "id", sk.ID, "path", sk.Path, "detail", sk.Detail)
+		}
+	}
+	return infos, err
+}
+
+var _ parsers.SkipReporter = (*Format)(nil)
+
+// DiscoverSkipped is Discover, plus what was found and is not imported:
+// runs without part_0 yet (being exported, or an export that stopped),
+// exported models and model versions (export-models' models/ and
+// model_versions/ directories: mlop has no model registry), and
+// directories that could not be read.
+func (f *Format) DiscoverSkipped(path string) ([]parsers.StreamInfo, []parsers.Skipped, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", path, err)
+		return nil, nil, fmt.Errorf("discover %s: %w", path, err)
 	}
 	fi, err := os.Stat(abs)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", path, err)
+		return nil, nil, fmt.Errorf("discover %s: %w", path, err)
 	}
 	only := ""
-	var dirs []string
+	var w walked
 	if fi.IsDir() {
-		if dirs, err = projectDirs(abs); err != nil {
-			return nil, err
+		if w, err = projectDirs(abs); err != nil {
+			return nil, nil, err
 		}
 	} else {
 		prefix, _, ok := parsePartName(filepath.Base(abs))
 		if !ok {
-			return nil, nil
+			prefix, ok = tmpPrefix(filepath.Base(abs))
+		}
+		if !ok {
+			return nil, nil, nil
 		}
 		only = prefix
-		dirs = []string{filepath.Dir(abs)}
+		dir := filepath.Dir(abs)
+		if kind := containerKind(dir); kind != "" {
+			w.containers = []string{dir}
+		} else {
+			w.projects = []string{dir}
+		}
 	}
 	var out []parsers.StreamInfo
-	for _, dir := range dirs {
-		runs, err := f.projectRuns(dir)
+	skipped := w.unreadable
+	for _, dir := range w.projects {
+		pe, err := f.projectRuns(dir)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		for _, e := range runs {
+		for _, e := range pe.runs {
 			if only != "" && e.prefix != only {
 				continue
 			}
@@ -242,30 +275,182 @@ func (f *Format) Discover(path string) ([]parsers.StreamInfo, error) {
 			}
 			out = append(out, si)
 		}
+		for _, p := range pe.pending {
+			if only == "" || p.prefix == only {
+				skipped = append(skipped, p.skipped("run"))
+			}
+		}
+	}
+	for _, dir := range w.containers {
+		pe, err := f.projectRuns(dir)
+		if err != nil {
+			return nil, nil, err
+		}
+		kind := containerKind(dir)
+		for _, e := range pe.runs {
+			if only == "" || e.prefix == only {
+				skipped = append(skipped, f.exportedContainer(kind, e))
+			}
+		}
+		for _, p := range pe.pending {
+			if only == "" || p.prefix == only {
+				skipped = append(skipped, p.skipped(kind))
+			}
+		}
 	}
 	sortStreams(out)
-	return out, nil
+	slices.SortFunc(skipped, func(a, b parsers.Skipped) int { return strings.Compare(a.Path, b.Path) })
+	return out, skipped, nil
+}
+
+// containerKind tells the directories export-models writes
+// (<project>/models/ and <project>/model_versions/): "model",
+// "model_version", or "" for any other directory.
+func containerKind(dir string) string {
+	switch filepath.Base(dir) {
+	case "models":
+		return "model"
+	case "model_versions":
+		return "model_version"
+	}
+	return ""
+}
+
+// tmpPrefix splits "<prefix>_part_<n>.parquet.tmp", an unfinished part.
+func tmpPrefix(name string) (string, bool) {
+	base, ok := strings.CutSuffix(name, ".tmp")
+	if !ok {
+		return "", false
+	}
+	prefix, _, ok := parsePartName(base)
+	return prefix, ok
+}
+
+// pendingRun is a run of a project directory without its part_0.parquet:
+// its part files, finished or not.
+type pendingRun struct {
+	dir, prefix string
+	files       []string
+}
+
+func (p pendingRun) skipped(kind string) parsers.Skipped {
+	return parsers.Skipped{Reason: parsers.SkippedIncomplete, Kind: kind, ID: p.prefix,
+		Path: filepath.Join(p.dir, p.prefix+"_part_0.parquet"),
+		Detail: fmt.Sprintf("no %s_part_0.parquet yet (%d part file(s) so far): still being exported, or the export stopped; an import after the export finishes reads it",
+			p.prefix, len(p.files))}
+}
+
+// exportedContainer describes a model or model version exported by
+// export-models, with its attributes and series counted from its parts.
+func (f *Format) exportedContainer(kind string, e *runEntry) parsers.Skipped {
+	sk := parsers.Skipped{Reason: parsers.SkippedContainer, Kind: kind, ID: e.prefix, Path: e.parts[0].path, LeftBehind: true}
+	if e.meta != nil && e.meta.runID != "" {
+		sk.ID = e.meta.runID
+	}
+	attrs, series, err := countAttributes(e.parts)
+	sk.Attributes, sk.Series = attrs, series
+	sk.Detail = fmt.Sprintf("an exported Neptune %s (%d attributes, %d series): mlop has no model registry, so it is not imported", kind, attrs, series)
+	if err != nil {
+		sk.Detail += fmt.Sprintf("; its parts could not be read to the end: %v", err)
+	}
+	return sk
+}
+
+// countAttributes counts the distinct attribute paths of a run's parts:
+// those with a value (parameters, files, file sets, artifacts) and series.
+func countAttributes(parts []partRef) (attrs, series int64, err error) {
+	kinds := map[string]bool{} // path -> is a series
+	for _, p := range parts {
+		pf, err := openPart(p.path)
+		if err != nil {
+			return attrs, series, err
+		}
+		r, err := newRowReader(pf, &interner{}, want(cPath, cType))
+		if err != nil {
+			pf.close()
+			return attrs, series, err
+		}
+		var rd rowData
+		for r.read(&rd) {
+			switch {
+			case rd.path == "":
+			case rd.typ == tFloatSeries || rd.typ == tStringSeries || rd.typ == tHistogramSeries || rd.typ == tFileSeries:
+				kinds[rd.path] = true
+			case rd.typ != tUnknown && rd.typ != tNull:
+				if _, ok := kinds[rd.path]; !ok {
+					kinds[rd.path] = false
+				}
+			}
+		}
+		rerr := r.err
+		r.close()
+		pf.close()
+		if rerr != nil {
+			return attrs, series, classify(pf, rerr)
+		}
+	}
+	for _, s := range kinds {
+		if s {
+			series++
+		} else {
+			attrs++
+		}
+	}
+	return attrs, series, nil
+}
+
+// readDir lists a directory while discovering; tests replace it to make a
+// directory unreadable whatever the user running them may read.
+var readDir = os.ReadDir
+
+// walked is what projectDirs found.
+type walked struct {
+	projects   []string // directories holding runs' part files
+	containers []string // export-models' models/ and model_versions/ directories
+	unreadable []parsers.Skipped
 }
 
 // projectDirs finds the directories holding part files at or below root.
-func projectDirs(root string) ([]string, error) {
-	var out []string
+func projectDirs(root string) (walked, error) {
+	var out walked
 	var walk func(dir string, depth int) error
 	walk = func(dir string, depth int) error {
-		entries, err := os.ReadDir(dir)
+		entries, err := readDir(dir)
 		if err != nil {
-			if dir != root && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission)) {
+			if dir != root && errors.Is(err, fs.ErrNotExist) {
+				return nil // removed meanwhile
+			}
+			if dir != root && errors.Is(err, fs.ErrPermission) {
+				out.unreadable = append(out.unreadable, parsers.Skipped{Reason: parsers.SkippedUnreadable, Kind: "directory", Path: dir, LeftBehind: true,
+					Detail: fmt.Sprintf("cannot be read (%v); any export data in it is not imported", err)})
 				return nil
 			}
 			return fmt.Errorf("discover %s: %w", dir, err)
 		}
 		for _, e := range entries {
-			if !e.IsDir() && strings.HasSuffix(e.Name(), ".parquet") {
-				if _, _, ok := parsePartName(e.Name()); ok {
-					out = append(out, dir)
-					return nil
+			if e.IsDir() {
+				continue
+			}
+			_, _, part := parsePartName(e.Name())
+			_, tmp := tmpPrefix(e.Name())
+			if !part && !tmp {
+				continue
+			}
+			if containerKind(dir) != "" {
+				out.containers = append(out.containers, dir)
+				return nil
+			}
+			out.projects = append(out.projects, dir)
+			// export-models may share the data path: its models/ and
+			// model_versions/ sit beside the runs' parts.
+			for _, c := range entries {
+				if c.IsDir() && containerKind(c.Name()) != "" {
+					if err := walk(filepath.Join(dir, c.Name()), depth+1); err != nil {
+						return err
+					}
 				}
 			}
+			return nil
 		}
 		if depth >= maxDepth {
 			return nil
@@ -280,32 +465,33 @@ func projectDirs(root string) ([]string, error) {
 		return nil
 	}
 	if err := walk(root, 0); err != nil {
-		return nil, err
+		return walked{}, err
 	}
 	return out, nil
 }
 
 // projectRuns lists the complete runs of one project directory with their
-// metadata, fork parents resolved within the directory. The result is
-// shared: callers must not modify it.
-func (f *Format) projectRuns(dir string) ([]*runEntry, error) {
+// metadata, fork parents resolved within the directory, and the runs
+// without part_0. The result is shared: callers must not modify it.
+func (f *Format) projectRuns(dir string) (projectEntry, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", dir, err)
+		return projectEntry{}, fmt.Errorf("discover %s: %w", dir, err)
 	}
 	mod := fi.ModTime().UnixNano()
 	f.mu.Lock()
 	if c, ok := f.projects[dir]; ok && c.mod == mod {
 		f.mu.Unlock()
-		return c.runs, nil
+		return c, nil
 	}
 	f.mu.Unlock()
-	runs, err := f.listProject(dir)
+	pe, err := f.listProject(dir)
 	if err != nil {
-		return nil, err
+		return projectEntry{}, err
 	}
+	pe.mod = mod
 	settled := time.Since(fi.ModTime()) > listingSettle
-	for _, e := range runs {
+	for _, e := range pe.runs {
 		if e.metaErr != nil && isIOError(e.metaErr) {
 			settled = false // try again next time
 		}
@@ -315,26 +501,33 @@ func (f *Format) projectRuns(dir string) ([]*runEntry, error) {
 		if len(f.projects) >= maxProjects {
 			clear(f.projects)
 		}
-		f.projects[dir] = projectEntry{mod: mod, runs: runs}
+		f.projects[dir] = pe
 		f.mu.Unlock()
 	}
-	return runs, nil
+	return pe, nil
 }
 
 // listProject reads a project directory.
-func (f *Format) listProject(dir string) ([]*runEntry, error) {
-	entries, err := os.ReadDir(dir)
+func (f *Format) listProject(dir string) (projectEntry, error) {
+	entries, err := readDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("discover %s: %w", dir, err)
+		return projectEntry{}, fmt.Errorf("discover %s: %w", dir, err)
 	}
 	byPrefix := map[string]*runEntry{}
 	var order []string
+	tmps := map[string][]string{} // unfinished parts by prefix
 	for _, de := range entries {
 		if de.IsDir() {
 			continue
 		}
 		prefix, n, ok := parsePartName(de.Name())
 		if !ok {
+			if prefix, ok := tmpPrefix(de.Name()); ok {
+				if tmps[prefix] == nil && byPrefix[prefix] == nil {
+					order = append(order, prefix)
+				}
+				tmps[prefix] = append(tmps[prefix], filepath.Join(dir, de.Name()))
+			}
 			continue
 		}
 		info, err := de.Info()
@@ -345,36 +538,36 @@ func (f *Format) listProject(dir string) ([]*runEntry, error) {
 		if e == nil {
 			e = &runEntry{dir: dir, prefix: prefix, key: keyPrefix + filepath.Base(dir) + "/" + prefix}
 			byPrefix[prefix] = e
-			order = append(order, prefix)
+			if tmps[prefix] == nil {
+				order = append(order, prefix)
+			}
 		}
 		e.parts = append(e.parts, partRef{n: n, path: filepath.Join(dir, de.Name()), size: info.Size(), mod: info.ModTime().UnixNano()})
 	}
-	var runs []*runEntry
+	var pe projectEntry
 	for _, prefix := range order {
 		e := byPrefix[prefix]
-		slices.SortFunc(e.parts, func(a, b partRef) int { return a.n - b.n })
-		if e.parts[0].n != 0 {
-			f.notePending(dir, prefix)
+		if e != nil {
+			slices.SortFunc(e.parts, func(a, b partRef) int { return a.n - b.n })
+		}
+		if e == nil || e.parts[0].n != 0 {
+			// Being exported (or the export stopped): part_0 is renamed
+			// into place last.
+			p := pendingRun{dir: dir, prefix: prefix, files: tmps[prefix]}
+			if e != nil {
+				for _, part := range e.parts {
+					p.files = append(p.files, part.path)
+				}
+			}
+			pe.pending = append(pe.pending, p)
 			delete(byPrefix, prefix)
 			continue
 		}
 		e.meta, e.metaErr = f.metaOf(e.parts[0])
-		runs = append(runs, e)
+		pe.runs = append(pe.runs, e)
 	}
-	linkParents(runs)
-	return runs, nil
-}
-
-// notePending logs, once, a run whose part_0 is not there yet.
-func (f *Format) notePending(dir, prefix string) {
-	k := filepath.Join(dir, prefix)
-	f.mu.Lock()
-	seen := f.pending[k]
-	f.pending[k] = true
-	f.mu.Unlock()
-	if !seen {
-		f.logger().Info("neptune export run skipped: no part_0 yet (still being exported?)", "dir", dir, "run", prefix)
-	}
+	linkParents(pe.runs)
+	return pe, nil
 }
 
 // linkParents resolves sys/forking/parent to a run of the same directory:
@@ -529,10 +722,16 @@ func (f *Format) Open(info parsers.StreamInfo, resume event.Position, state []by
 	if !ok || n != 0 {
 		return nil, fmt.Errorf("open %s: %s is not a part_0 file: %w", info.Key, info.Path, ErrUnknownStream)
 	}
-	runs, err := f.projectRuns(dir)
+	if kind := containerKind(dir); kind != "" {
+		// DiscoverSkipped lists exported models as skipped, never as
+		// streams.
+		return nil, fmt.Errorf("open %s: an exported %s is not a run: %w", info.Key, kind, ErrUnknownStream)
+	}
+	pe, err := f.projectRuns(dir)
 	if err != nil {
 		return nil, err
 	}
+	runs := pe.runs
 	var e *runEntry
 	for _, r := range runs {
 		if r.prefix == prefix {

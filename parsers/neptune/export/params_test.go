@@ -1,6 +1,10 @@
 package export
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 	_ "time/tzdata" // the timezone test must not depend on the machine's zoneinfo
@@ -121,5 +125,42 @@ func TestForcedMultiplier(t *testing.T) {
 	}
 	if got := countReasons(ws)[ReasonBadStep]; got != m.Runs[0].Points/2 {
 		t.Errorf("×1: %d bad_step warnings, want %d", got, m.Runs[0].Points/2)
+	}
+}
+
+// TestEmptyStringSet: a string_set_value holding an empty list (a
+// StringSet with no members) is [] in the config; a null one is not a
+// value at all (another run's attribute, melted in).
+func TestEmptyStringSet(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "ws_p-0000000000000000")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const p, r = "ws/p", "set-run"
+	rows := []neptunetest.ExportRowSpec{
+		{Project: p, Run: r, Path: "sys/custom_run_id", Type: "string", Str: ptr(r)},
+		{Project: p, Run: r, Path: "cfg/none", Type: "string_set", Set: []string{}},
+		{Project: p, Run: r, Path: "cfg/null", Type: "string_set"},
+		{Project: p, Run: r, Path: "cfg/some", Type: "string_set", Set: []string{"b", "a"}},
+		{Project: p, Run: r, Path: "sys/group_tags", Type: "string_set", Set: []string{}},
+	}
+	if err := neptunetest.WriteExportPart(filepath.Join(dir, "set-run-00_part_0.parquet"), rows, 0); err != nil {
+		t.Fatal(err)
+	}
+	f := New(quiet)
+	evs, ws := openRead(t, f, discover(t, f, filepath.Dir(dir))[0], parsers.Options{})
+	s := summarize(t, evs)
+	got := map[string]string{}
+	for _, k := range []string{"cfg/none", "cfg/null", "cfg/some", "neptune/group_tags"} {
+		if v, ok := s.config[k]; ok {
+			b, _ := json.Marshal(v)
+			got[k] = string(b)
+		}
+	}
+	if want := map[string]string{"cfg/none": "[]", "cfg/some": `["a","b"]`, "neptune/group_tags": "[]"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("config %v, want %v", got, want)
+	}
+	if len(ws) != 0 {
+		t.Errorf("warnings %v", ws)
 	}
 }

@@ -258,6 +258,10 @@ func (s *stream) buildRunInfo(mul int64, indexed bool) *event.RunInfo {
 	}
 	info.ForkParent = s.externalID(parentID)
 	cfg["neptune/fork/parent_run_id"] = parentID
+	// mlop copies the parent's config into a fork, bookkeeping included;
+	// a Neptune fork does not inherit group tags, so the fork starts with
+	// its own (its sys/group_tags row, if any, follows).
+	cfg[mapping.KeyGroupTags] = []string{}
 	if !meta.hasForkStep {
 		s.warn.One(s.parts[0].path, event.Position{}, ReasonBadStep, "fork without sys/forking/step; forked at step 0")
 		return info

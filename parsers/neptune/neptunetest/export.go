@@ -634,7 +634,7 @@ func writeRun(m *ExportManifest, opts *ExportOptions, g *genRun, all []genRun, f
 		case vTime:
 			er.Params[path] = ExportTime(r.i)
 		case vSet:
-			s := append([]string(nil), r.set...)
+			s := append([]string{}, r.set...) // an empty set is [], not null
 			sort.Strings(s)
 			er.Params[path] = s
 		case vNull:
@@ -671,6 +671,7 @@ func writeRun(m *ExportManifest, opts *ExportOptions, g *genRun, all []genRun, f
 	atom("parameters/optimizer", "string", vStr, func(r *rowSpec) { r.s = "adam" })
 	atom("parameters/amp", "bool", vBool, func(r *rowSpec) { r.b = g.index%2 == 0 })
 	atom("parameters/layers", "string_set", vSet, func(r *rowSpec) { r.set = []string{"fc", "conv"} })
+	atom("parameters/frozen_layers", "string_set", vSet, func(r *rowSpec) { r.set = []string{} }) // a StringSet with no members
 	atom("parameters/started", "datetime", vTime, func(r *rowSpec) { r.i = created + 1500 })
 	if !v2 {
 		// fetch_runs_table is wide: melting it gives every run a row for

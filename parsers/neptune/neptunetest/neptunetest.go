@@ -4,10 +4,12 @@
 package neptunetest
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mlop-ai/mlop-agent/parsers/neptune/internal/scalepb"
@@ -277,4 +279,104 @@ func WriteScaleDB(path string, runID string, steps, metricsPerStep int) error {
 		}
 	}
 	return d.Close()
+}
+
+// N1Container describes a generated neptune-client model registry or
+// project container.
+type N1Container struct {
+	Type string // model, model_version or project
+	UUID string
+	Dir  string // the container's directory
+	// What it holds at the end: attribute paths with a value, series with
+	// points, and records written.
+	Attributes, Series, Records int
+}
+
+// n1ContainerOps are the operations neptune-client 1.14 enqueues for an
+// unsynced container of each type: init_model(name=...) and
+// init_model_version(name=...) assign sys/name (_write_initial_attributes),
+// then user code uploads, assigns, logs and tags. Each entry is
+// (series, obj JSON).
+var n1ContainerOps = map[string][]struct {
+	series bool
+	obj    string
+}{
+	"model": {
+		{false, `{"type": "AssignString", "path": ["sys", "name"], "value": "fraud detector"}`},
+		{false, `{"type": "UploadFile", "path": ["signature"], "ext": "json", "file_path": "/home/researcher/models/signature.json", "tmp_file_name": null, "clean_after_upload": false}`},
+		{false, `{"type": "AssignString", "path": ["data", "train_version"], "value": "2025-01"}`},
+		{false, `{"type": "AddStrings", "path": ["sys", "tags"], "values": ["prod-candidate"]}`},
+	},
+	"model_version": {
+		{false, `{"type": "AssignString", "path": ["sys", "name"], "value": "fraud detector v3"}`},
+		{false, `{"type": "UploadFile", "path": ["model", "binary"], "ext": "pt", "file_path": "/home/researcher/models/model.pt", "tmp_file_name": null, "clean_after_upload": false}`},
+		{false, `{"type": "AssignFloat", "path": ["validation", "acc"], "value": 0.97}`},
+		{true, `{"type": "LogFloats", "path": ["training", "loss"], "values": [{"value": 0.5, "step": 0.0, "ts": 1735689600.1}, {"value": 0.25, "step": 1.0, "ts": 1735689600.2}]}`},
+		{true, `{"type": "LogFloats", "path": ["training", "loss"], "values": [{"value": 0.125, "step": 2.0, "ts": 1735689600.3}]}`},
+		{true, `{"type": "LogStrings", "path": ["notes"], "values": [{"value": "promoted", "step": null, "ts": 1735689600.4}]}`},
+	},
+	"project": {
+		{false, `{"type": "AssignString", "path": ["general", "brief"], "value": "fraud models"}`},
+		{true, `{"type": "LogFloats", "path": ["leaderboard", "best_acc"], "values": [{"value": 0.97, "step": null, "ts": 1735689600.5}]}`},
+	},
+}
+
+// WriteN1Containers writes, under dir/.neptune/async/ in the 1.9+ layout
+// (<type>__<uuid>__<pid>__<rand8>/ with data-1.log, metadata.json and the
+// version files, nothing acknowledged), one unsynced container of each
+// given type (model, model_version, project), as neptune-client 1.14
+// leaves them when the process ends before the queue is synced.
+func WriteN1Containers(dir string, types ...string) ([]N1Container, error) {
+	var out []N1Container
+	for i, typ := range types {
+		ops, ok := n1ContainerOps[typ]
+		if !ok {
+			return nil, fmt.Errorf("write container: unknown container type %q", typ)
+		}
+		uuid := fmt.Sprintf("c0c0c0c0-0000-4000-8000-%012d", i)
+		exec := filepath.Join(dir, ".neptune", "async", fmt.Sprintf("%s__%s__%d__cont%04d", typ, uuid, 2000+i, i))
+		if err := os.MkdirAll(exec, 0o755); err != nil {
+			return nil, fmt.Errorf("write container: %w", err)
+		}
+		created := time.Unix(int64(baseTime), 0).UTC().Format("2006-01-02T15:04:05.000000+00:00")
+		meta := fmt.Sprintf("{\n  \"mode\": \"async\",\n  \"containerId\": %q,\n  \"containerType\": %q,\n  \"structureVersion\": 3,\n  \"neptuneClientVersion\": \"1.14.0\",\n  \"createdAt\": %q\n}", uuid, typ, created)
+		if err := os.WriteFile(filepath.Join(exec, "metadata.json"), []byte(meta), 0o644); err != nil {
+			return nil, fmt.Errorf("write container: %w", err)
+		}
+		c := N1Container{Type: typ, UUID: uuid, Dir: exec, Records: len(ops)}
+		var buf []byte
+		paths := map[string]bool{}
+		for v, op := range ops {
+			buf = AppendN1Record(buf, int64(v+1), baseTime+float64(v), []byte(op.obj))
+			path := pathOf(op.obj)
+			if !paths[path] {
+				paths[path] = true
+				if op.series {
+					c.Series++
+				} else {
+					c.Attributes++
+				}
+			}
+		}
+		for name, content := range map[string][]byte{
+			"data-1.log":       buf,
+			"last_put_version": []byte(strconv.Itoa(len(ops))),
+			"last_ack_version": []byte("0"),
+		} {
+			if err := os.WriteFile(filepath.Join(exec, name), content, 0o644); err != nil {
+				return nil, fmt.Errorf("write container: %w", err)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// pathOf returns the attribute path of an operation's JSON.
+func pathOf(obj string) string {
+	var op struct{ Path []string }
+	if err := json.Unmarshal([]byte(obj), &op); err != nil {
+		panic(err) // the table above is valid JSON
+	}
+	return strings.Join(op.Path, "/")
 }

@@ -31,6 +31,7 @@ const (
 	ReasonMissingFile   = "missing_file"   // a file that does not exist on this machine
 	ReasonVersionGap    = "version_gap"    // missing operations in a 1.x queue
 	ReasonClearedSeries = "cleared_series" // a series was cleared after points were sent
+	ReasonDeleted       = "deleted"        // an attribute deleted after its value was sent (mlop cannot remove it)
 )
 
 // Warning is an operation, or part of one, that was skipped.
@@ -81,6 +82,10 @@ type Options struct {
 	// TrackSeries keeps every series' last step, which StepSeriesNext
 	// needs (neptune-client 1.x). Off, the state stays smaller.
 	TrackSeries bool
+	// TrackAttributes keeps the kind of every atom and file attribute
+	// sent, which Delete needs to know what a deletion takes back
+	// (neptune-client 1.x, the only format with DeleteAttribute).
+	TrackAttributes bool
 }
 
 // State is what a Mapper needs to continue after a restart. It is
@@ -96,7 +101,18 @@ type State struct {
 	Tags       []string            `json:"tags,omitempty"`
 	GroupTags  []string            `json:"gtags,omitempty"`
 	Sets       map[string][]string `json:"sets,omitempty"`
+	// Live holds, with Options.TrackAttributes, the atom and file
+	// attributes whose value was sent, by kind (liveAtom, liveFile,
+	// liveMissing).
+	Live map[string]int8 `json:"live,omitempty"`
 }
+
+// Kinds of State.Live.
+const (
+	liveAtom    int8 = 1 // a config key
+	liveFile    int8 = 2 // an uploaded file
+	liveMissing int8 = 3 // a file reported missing: a neptune/missing_files/ config key
+)
 
 // Attribute paths with a meaning of their own.
 const (
@@ -119,8 +135,9 @@ const pointsBlock = 8192
 
 // Mapper maps one run's operations. It is not safe for concurrent use.
 type Mapper struct {
-	mul   int64
-	track bool
+	mul        int64
+	track      bool
+	trackAttrs bool
 
 	runDone  bool
 	lastTime int64
@@ -131,6 +148,7 @@ type Mapper struct {
 	tags     *orderedSet
 	gtags    *orderedSet
 	sets     map[string]*orderedSet
+	live     map[string]int8 // with trackAttrs
 
 	// The operation being mapped.
 	pos        event.Position
@@ -157,25 +175,32 @@ func New(st State, opts Options) *Mapper {
 		mul = 1
 	}
 	m := &Mapper{
-		mul:       mul,
-		track:     opts.TrackSeries,
-		runDone:   st.RunDone,
-		lastTime:  st.LastTime,
-		line:      st.Line,
-		hasMax:    st.HasMax,
-		maxStep:   st.MaxStep,
-		last:      make(map[string]int64, len(st.Last)),
-		tags:      newOrderedSet(st.Tags),
-		gtags:     newOrderedSet(st.GroupTags),
-		sets:      make(map[string]*orderedSet, len(st.Sets)),
-		curMetric: -1,
-		curConfig: -1,
+		mul:        mul,
+		track:      opts.TrackSeries,
+		trackAttrs: opts.TrackAttributes,
+		runDone:    st.RunDone,
+		lastTime:   st.LastTime,
+		line:       st.Line,
+		hasMax:     st.HasMax,
+		maxStep:    st.MaxStep,
+		last:       make(map[string]int64, len(st.Last)),
+		tags:       newOrderedSet(st.Tags),
+		gtags:      newOrderedSet(st.GroupTags),
+		sets:       make(map[string]*orderedSet, len(st.Sets)),
+		curMetric:  -1,
+		curConfig:  -1,
 	}
 	for k, v := range st.Last {
 		m.last[k] = v
 	}
 	for k, v := range st.Sets {
 		m.sets[k] = newOrderedSet(v)
+	}
+	if m.trackAttrs {
+		m.live = make(map[string]int8, len(st.Live))
+		for k, v := range st.Live {
+			m.live[k] = v
+		}
 	}
 	return m
 }
@@ -208,7 +233,13 @@ func (m *Mapper) State() State {
 	if len(m.sets) > 0 {
 		st.Sets = make(map[string][]string, len(m.sets))
 		for k, v := range m.sets {
-			st.Sets[k] = v.sorted()
+			st.Sets[k] = v.list()
+		}
+	}
+	if len(m.live) > 0 {
+		st.Live = make(map[string]int8, len(m.live))
+		for k, v := range m.live {
+			st.Live[k] = v
 		}
 	}
 	return st
@@ -470,10 +501,15 @@ func (m *Mapper) File(path string, s Step, series bool, t int64, f File) {
 		key := KeyMissingFiles + path
 		if series {
 			key += "/" + strconv.FormatInt(step, 10)
+		} else {
+			m.noteLive(path, liveMissing)
 		}
 		m.Skip(ReasonMissingFile, path+": "+f.Origin)
 		m.config(key, f.Origin)
 		return
+	}
+	if !series {
+		m.noteLive(path, liveFile)
 	}
 	name := f.Local
 	if f.Ext != "" {
@@ -509,6 +545,30 @@ type Datetime struct{ UnixNano int64 }
 // emits a FAILED status; a string set on sys/tags or sys/group_tags
 // replaces the tags.
 func (m *Mapper) Assign(path string, v any) {
+	if x, ok := v.([]string); ok {
+		m.SetAssign(path, x)
+		return
+	}
+	key, v, ok := ConfigValue(path, v)
+	if !ok {
+		m.Skip(ReasonBadValue, path+": unsupported atom type")
+		return
+	}
+	m.config(key, v)
+	m.noteLive(path, liveAtom)
+	if path == PathFailed {
+		if b, ok := v.(bool); ok && b {
+			m.emit(event.Event{Kind: event.KindStatus, Status: event.StatusFailed})
+		}
+	}
+}
+
+// ConfigValue returns the config key and value an atom assignment
+// becomes (as Assign sends it): sys/* under neptune/, non-finite floats as
+// the strings "NaN", "Infinity" and "-Infinity", a Datetime as RFC 3339
+// (UTC), a string set sorted ([] when empty). ok is false for a value of
+// another type.
+func ConfigValue(path string, v any) (key string, out any, ok bool) {
 	switch x := v.(type) {
 	case float64:
 		switch {
@@ -522,24 +582,30 @@ func (m *Mapper) Assign(path string, v any) {
 	case Datetime:
 		v = time.Unix(0, x.UnixNano).UTC().Format(time.RFC3339Nano)
 	case []string:
-		m.SetAssign(path, x)
-		return
+		v = newOrderedSet(x).list()
 	case int64, bool, string, nil:
 	default:
-		m.Skip(ReasonBadValue, path+": unsupported atom type")
-		return
+		return "", nil, false
 	}
-	m.config(configKey(path), v)
-	if path == PathFailed {
-		if b, ok := v.(bool); ok && b {
-			m.emit(event.Event{Kind: event.KindStatus, Status: event.StatusFailed})
-		}
+	return configKey(path), v, true
+}
+
+// noteLive records that an attribute's value was sent (TrackAttributes).
+func (m *Mapper) noteLive(path string, kind int8) {
+	if m.trackAttrs {
+		m.live[path] = kind
 	}
 }
 
-// Delete removes an attribute: its config key is set to null (the server
-// deep-merges config, so null is how a key is cleared); deleting the tag
-// sets removes the tags.
+// Delete removes an attribute (neptune-client DeleteAttribute). A reader
+// that knows the run's final state leaves out what a later deletion
+// removes, so Delete only has to take back what was already sent: the tag
+// sets lose their tags (mlop tags can be removed); a config key (an atom,
+// a string set, a missing-file record) is set to null, the most a config
+// update can do, and reported (ReasonDeleted); series points and uploaded
+// files stay in mlop, and that is reported too. Step-less points of a
+// series logged again after the deletion start at 0. An attribute nothing
+// was sent for needs nothing.
 func (m *Mapper) Delete(path string) {
 	switch path {
 	case PathTags, PathGroupTags:
@@ -548,11 +614,23 @@ func (m *Mapper) Delete(path string) {
 	}
 	if _, ok := m.sets[path]; ok {
 		delete(m.sets, path)
+		m.config(configKey(path), nil)
+		m.Skip(ReasonDeleted, path+": deleted after its value was sent; the config key is set to null (mlop cannot remove it)")
 	}
-	if m.track {
+	if _, ok := m.last[path]; ok {
 		delete(m.last, path)
+		m.Skip(ReasonDeleted, path+": series deleted after its points were sent; they stay in mlop")
 	}
-	m.config(configKey(path), nil)
+	switch m.live[path] {
+	case liveAtom:
+		m.config(configKey(path), nil)
+		m.Skip(ReasonDeleted, path+": deleted after its value was sent; the config key is set to null (mlop cannot remove it)")
+	case liveFile:
+		m.Skip(ReasonDeleted, path+": file deleted after it was uploaded; it stays in mlop")
+	case liveMissing:
+		m.config(KeyMissingFiles+path, nil)
+	}
+	delete(m.live, path)
 }
 
 // ClearSeries empties a series. mlop cannot delete points, so the points
@@ -591,9 +669,9 @@ func (m *Mapper) afterSetChange(path string) {
 	switch path {
 	case PathTags:
 	case PathGroupTags:
-		m.config(KeyGroupTags, m.gtags.sorted())
+		m.config(KeyGroupTags, m.gtags.list())
 	default:
-		m.config(configKey(path), m.sets[path].sorted())
+		m.config(configKey(path), m.sets[path].list())
 	}
 }
 
@@ -755,6 +833,16 @@ func (s *orderedSet) remove(it string) {
 func (s *orderedSet) clear() {
 	s.items = s.items[:0]
 	clear(s.index)
+}
+
+// list is the set's items, sorted; an empty set is an empty list, never
+// nil: a config value [] (the set exists, empty) is not null (it does
+// not).
+func (s *orderedSet) list() []string {
+	out := make([]string, len(s.items))
+	copy(out, s.items)
+	sort.Strings(out)
+	return out
 }
 
 func (s *orderedSet) sorted() []string {

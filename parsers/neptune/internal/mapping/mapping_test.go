@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/mlop-ai/mlop-agent/event"
@@ -321,13 +322,14 @@ func TestAssignValues(t *testing.T) {
 	m.Assign("sys/hostname", "h")
 	m.Assign("set", []string{"b", "a"})
 	m.Assign("bad", struct{}{})
-	m.Delete("gone")
+	m.Assign("empty", []string{})
+	m.Delete("gone") // nothing was sent for it: nothing to take back
 	m.End()
 	evs := m.Events()
 	if len(evs) != 1 {
 		t.Fatalf("events %+v", evs)
 	}
-	want := map[string]any{"f": "Infinity", "n": "NaN", "d": "2025-03-01T12:00:00.25Z", "neptune/sys/hostname": "h", "set": []string{"a", "b"}, "gone": nil}
+	want := map[string]any{"f": "Infinity", "n": "NaN", "d": "2025-03-01T12:00:00.25Z", "neptune/sys/hostname": "h", "set": []string{"a", "b"}, "empty": []string{}}
 	if !reflect.DeepEqual(evs[0].Config, want) {
 		t.Errorf("config %#v, want %#v", evs[0].Config, want)
 	}
@@ -336,6 +338,113 @@ func TestAssignValues(t *testing.T) {
 	}
 	if ws := m.TakeWarnings(); len(ws) != 1 || ws[0].Reason != ReasonBadValue {
 		t.Errorf("warnings %v", ws)
+	}
+}
+
+// TestEmptySets: a string set emptied by remove or clear, or assigned
+// empty, is the config value [] (the attribute exists), never null (it
+// does not), and encodes as [].
+func TestEmptySets(t *testing.T) {
+	m := newTest(1)
+	m.Begin(event.Position{Seq: 1}, 1)
+	m.SetAdd("a", []string{"x"})
+	m.SetRemove("a", []string{"x"})
+	m.SetAdd("b", []string{"y"})
+	m.SetClear("b")
+	m.SetAssign("c", nil)
+	m.SetAdd(PathGroupTags, []string{"g"})
+	m.SetRemove(PathGroupTags, []string{"g"})
+	m.End()
+	cfg := map[string]any{}
+	for _, e := range m.Events() {
+		for k, v := range e.Config {
+			cfg[k] = v
+		}
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"a":[],"b":[],"c":[],"neptune/group_tags":[]}`; string(b) != want {
+		t.Errorf("config %s, want %s", b, want)
+	}
+	// The state keeps the empty sets, so a restart still knows them.
+	st := m.State()
+	if len(st.Sets) != 3 || st.Sets["a"] == nil {
+		t.Errorf("state sets %#v", st.Sets)
+	}
+}
+
+// TestDelete: a deletion takes back what was sent, as far as mlop can:
+// tags are removed, config keys set to null and reported, sent points
+// and files reported as staying; an attribute nothing was sent for needs
+// nothing. The state remembers what was sent across a restart.
+func TestDelete(t *testing.T) {
+	m := New(State{}, Options{Multiplier: 1, TrackSeries: true, TrackAttributes: true})
+	m.SetOutput(nil)
+	m.Begin(event.Position{Seq: 1}, 1)
+	m.Assign("atom", 1.5)
+	m.SetAdd("set", []string{"x"})
+	m.SetAdd(PathTags, []string{"t"})
+	m.Float("series", Step{Kind: StepSeriesNext}, 0, 1)
+	m.Float("series", Step{Kind: StepSeriesNext}, 0, 2)
+	m.File("file", Step{}, false, 0, File{Local: "/x/f.txt"})
+	m.File("lost", Step{}, false, 0, File{Origin: "/gone/f.txt"})
+	m.End()
+	if ws := m.TakeWarnings(); len(ws) != 1 || ws[0].Reason != ReasonMissingFile {
+		t.Fatalf("warnings %v", ws)
+	}
+	// A restart between the values and the deletions.
+	m = New(m.State(), Options{Multiplier: 1, TrackSeries: true, TrackAttributes: true})
+	m.SetOutput(nil)
+	m.Begin(event.Position{Seq: 2}, 2)
+	for _, p := range []string{"atom", "set", PathTags, "series", "file", "lost", "never"} {
+		m.Delete(p)
+	}
+	m.End()
+	var cfg map[string]any
+	var untags []string
+	for _, e := range m.Events() {
+		switch e.Kind {
+		case event.KindConfig:
+			cfg = e.Config
+		case event.KindTags:
+			untags = append(untags, e.Untags...)
+		default:
+			t.Errorf("unexpected event %+v", e)
+		}
+	}
+	if want := map[string]any{"atom": nil, "set": nil, KeyMissingFiles + "lost": nil}; !reflect.DeepEqual(cfg, want) {
+		t.Errorf("config %#v, want %#v", cfg, want)
+	}
+	if !reflect.DeepEqual(untags, []string{"t"}) {
+		t.Errorf("untags %v", untags)
+	}
+	var details []string
+	for _, w := range m.TakeWarnings() {
+		if w.Reason != ReasonDeleted {
+			t.Errorf("warning %+v", w)
+		}
+		details = append(details, strings.SplitN(w.Detail, ":", 2)[0])
+	}
+	if want := []string{"atom", "set", "series", "file"}; !reflect.DeepEqual(details, want) {
+		t.Errorf("deletion warnings for %v, want %v", details, want)
+	}
+	// Deleted is forgotten: a second deletion needs nothing, and the
+	// series starts again at step 0.
+	m.Begin(event.Position{Seq: 3}, 3)
+	m.Delete("atom")
+	m.Float("series", Step{Kind: StepSeriesNext}, 0, 3)
+	m.End()
+	evs := m.Events()
+	if last := evs[len(evs)-1]; last.Kind != event.KindMetrics || last.Step != 0 {
+		t.Errorf("after the deletion: %+v", last)
+	}
+	if ws := m.TakeWarnings(); len(ws) != 0 {
+		t.Errorf("second deletion warned: %v", ws)
+	}
+	if st := m.State(); len(st.Live) != 0 {
+		t.Errorf("live after deletions: %v", st.Live)
 	}
 }
 
