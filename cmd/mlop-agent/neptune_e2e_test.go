@@ -407,25 +407,68 @@ func TestImportKilledAndResumed(t *testing.T) {
 	if err := neptunetest.WriteScaleDB(db, "big-run", steps, perStep); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"neptune", filepath.Join(dir, "run"), "--project", "nep", "--state-dir", filepath.Join(dir, "state"), "--no-progress"}
-	for i := 0; i < 4; i++ {
+	state := filepath.Join(dir, "state")
+	args := []string{"neptune", filepath.Join(dir, "run"), "--project", "nep", "--state-dir", state, "--no-progress"}
+	// committed is the position the checkpoint holds for the run's stream.
+	committed := func() (int64, bool) {
+		st, err := checkpoint.Read(state)
+		if err != nil || len(st.Streams) == 0 {
+			return 0, false
+		}
+		return st.Streams[0].Pos.Seq, st.Streams[0].Done
+	}
+	// Each import is killed once its checkpoint has moved past the last
+	// one: every restart resumes from a saved parser state (the case where
+	// a stream must name its run again, or the rest of the data lands in a
+	// run named after the file).
+	last, kills := int64(0), 0
+	for i := 0; i < 3; i++ {
 		cmd := exec.Command(agentBin, append([]string{"import"}, args...)...)
 		cmd.Env = importEnv(srv)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(150+100*i) * time.Millisecond)
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			pos, _ := committed()
+			if pos > last {
+				break
+			}
+			select {
+			case <-exited:
+				t.Fatalf("import %d exited before moving its checkpoint past %d", i, last)
+			default:
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("import %d never moved its checkpoint past %d", i, last)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		<-exited
+		kills++
+		var done bool
+		if last, done = committed(); done {
+			break // the import had finished before the kill landed
+		}
+	}
+	if kills == 0 {
+		t.Fatal("no import was killed after a checkpoint")
 	}
 	code, out := execImport(t, srv, args...)
 	if code != 0 {
 		t.Fatalf("final import exited %d:\n%s", code, out)
 	}
 	if n := len(srv.Runs()); n != 1 {
-		t.Fatalf("runs = %d, want 1", n)
+		t.Fatalf("runs %v, want the one run", runNames(srv))
 	}
 	r := srv.Runs()[0]
+	if r.Name != "big-run" {
+		t.Errorf("run name %q, want big-run", r.Name)
+	}
 	total := 0
 	for name, pts := range srv.Metrics(r.ID) {
 		if len(pts) != steps {

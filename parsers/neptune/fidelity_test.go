@@ -166,6 +166,7 @@ func TestN1DeleteKnownAtOpen(t *testing.T) {
 		for _, state := range [][]byte{b.state, nil} {
 			head, _, _ := readStream(t, f, info, event.Position{}, nil, opts, 0)
 			rest, _, ws := readStream(t, f, info, b.end, state, opts, 0)
+			rest = resumedRest(t, rest, head, state != nil)
 			all := append(append([]event.Event(nil), head[:b.n]...), rest...)
 			checkFinalState(t, all)
 			if !reflect.DeepEqual(all, head) {

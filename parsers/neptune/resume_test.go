@@ -108,6 +108,7 @@ func TestResume(t *testing.T) {
 					s := open(b.end, state)
 					rest, _, _ := readAll(t, s)
 					s.Close()
+					rest = resumedRest(t, rest, want, state != nil)
 					all := append(append([]event.Event(nil), want[:b.n]...), rest...)
 					if !reflect.DeepEqual(all, want) {
 						t.Fatalf("resume at %v (state %v): %d+%d events, want %d; first difference %s",
@@ -519,5 +520,50 @@ func TestLiveNewMembers(t *testing.T) {
 				t.Errorf("%s: point %d = %+v", key, i, p)
 			}
 		}
+	}
+}
+
+// TestResumedStreamNamesItsRun: a stream reopened from a saved state (the
+// agent restarted after a checkpoint) starts with its run's identity again,
+// the same external id and name as the first pass gave: the restarted agent
+// knows the run only by it, and would otherwise put the rest of the data
+// into a run named after the file.
+func TestResumedStreamNamesItsRun(t *testing.T) {
+	for _, name := range allFixtures {
+		t.Run(name, func(t *testing.T) {
+			fx := copyFixture(t, name)
+			f := New()
+			info := discoverOne(t, f, fx.root)
+			opts := testOptions(fx, t)
+			s, err := f.Open(info, event.Position{}, nil, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			setChunkLimit(t, s, 3)
+			first, err := s.Next(context.Background(), nil)
+			if err != nil || len(first.Events) == 0 || first.Events[0].Kind != event.KindRun {
+				t.Fatalf("first chunk: %v, %+v", err, first.Events)
+			}
+			want := *first.Events[0].Info
+			ch, err := s.Next(context.Background(), nil)
+			s.Close()
+			if err != nil || ch.State == nil {
+				t.Fatalf("second chunk: %v (state %v)", err, ch.State != nil)
+			}
+			r, err := f.Open(info, ch.End, ch.State, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			rest := follow(t, r)
+			if len(rest) == 0 || rest[0].Kind != event.KindRun || rest[0].Info == nil {
+				t.Fatalf("the resumed stream does not start with its run: %+v", rest[:min(len(rest), 1)])
+			}
+			got := rest[0].Info
+			if got.ExternalID != want.ExternalID || got.Name != want.Name || got.CreatedAt != want.CreatedAt ||
+				got.ForkParent != want.ForkParent || got.ForkStep != want.ForkStep {
+				t.Errorf("resumed run identity %+v, want %+v", got, want)
+			}
+		})
 	}
 }

@@ -197,3 +197,18 @@ func copyFile(t testing.TB, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// resumedRest checks that a stream resumed from a saved state begins by
+// naming its run again (the identity of the first pass's run event) and
+// returns the events after that, which must be the rest of a single pass.
+func resumedRest(t testing.TB, rest, full []event.Event, withState bool) []event.Event {
+	t.Helper()
+	if !withState || len(rest) == 0 {
+		return rest
+	}
+	if rest[0].Kind != event.KindRun || rest[0].Info == nil || len(full) == 0 || full[0].Info == nil ||
+		rest[0].Info.ExternalID != full[0].Info.ExternalID || rest[0].Info.Name != full[0].Info.Name {
+		t.Fatalf("a resumed stream must start with its run's identity; got %+v", rest[0])
+	}
+	return rest[1:]
+}

@@ -52,6 +52,7 @@ func TestResume(t *testing.T) {
 							}
 							rest, _ := readAll(t, r)
 							r.Close()
+							rest = resumedRest(t, rest, full, state != nil)
 							got := append(append([]event.Event(nil), before...), rest...)
 							if !reflect.DeepEqual(got, full) {
 								t.Fatalf("%s: resumed at %v (state %v): %d events, want %d; first difference at %d",

@@ -105,6 +105,19 @@ type State struct {
 	// attributes whose value was sent, by kind (liveAtom, liveFile,
 	// liveMissing).
 	Live map[string]int8 `json:"live,omitempty"`
+	// Ident is the run's identity as its run event gave it, so a resumed
+	// stream can give it again (a restarted agent finds its run by it).
+	Ident *Ident `json:"ident,omitempty"`
+}
+
+// Ident is the part of a run event that names the run.
+type Ident struct {
+	ExternalID string `json:"id"`
+	Name       string `json:"name,omitempty"`
+	Project    string `json:"project,omitempty"`
+	CreatedAt  int64  `json:"created,omitempty"`
+	ForkParent string `json:"fork,omitempty"`
+	ForkStep   int64  `json:"fork_step,omitempty"`
 }
 
 // Kinds of State.Live.
@@ -140,6 +153,7 @@ type Mapper struct {
 	trackAttrs bool
 
 	runDone  bool
+	ident    *Ident // the run's identity, once known
 	lastTime int64
 	line     int64
 	hasMax   bool
@@ -178,17 +192,21 @@ func New(st State, opts Options) *Mapper {
 		mul:        mul,
 		track:      opts.TrackSeries,
 		trackAttrs: opts.TrackAttributes,
-		runDone:    st.RunDone,
-		lastTime:   st.LastTime,
-		line:       st.Line,
-		hasMax:     st.HasMax,
-		maxStep:    st.MaxStep,
-		last:       make(map[string]int64, len(st.Last)),
-		tags:       newOrderedSet(st.Tags),
-		gtags:      newOrderedSet(st.GroupTags),
-		sets:       make(map[string]*orderedSet, len(st.Sets)),
-		curMetric:  -1,
-		curConfig:  -1,
+		// The run's identity is emitted again after every restart: the
+		// agent that reads the resumed stream is a new process, and the
+		// run event is how it finds the run (by external id) again.
+		runDone:   false,
+		ident:     st.Ident,
+		lastTime:  st.LastTime,
+		line:      st.Line,
+		hasMax:    st.HasMax,
+		maxStep:   st.MaxStep,
+		last:      make(map[string]int64, len(st.Last)),
+		tags:      newOrderedSet(st.Tags),
+		gtags:     newOrderedSet(st.GroupTags),
+		sets:      make(map[string]*orderedSet, len(st.Sets)),
+		curMetric: -1,
+		curConfig: -1,
 	}
 	for k, v := range st.Last {
 		m.last[k] = v
@@ -217,6 +235,7 @@ func (m *Mapper) State() State {
 	st := State{
 		Multiplier: m.mul,
 		RunDone:    m.runDone,
+		Ident:      m.ident,
 		LastTime:   m.lastTime,
 		Line:       m.line,
 		HasMax:     m.hasMax,
@@ -306,7 +325,22 @@ func (m *Mapper) emit(ev event.Event) *event.Event {
 }
 
 // Run emits the run's identity; it must precede the run's other events.
+// After a restart (the state restored, the stream's own run info not
+// rebuilt) info is nil and the identity saved in the state is emitted:
+// without it the restarted agent would not know which run the rest of the
+// data belongs to.
 func (m *Mapper) Run(info *event.RunInfo) {
+	if info == nil {
+		if m.ident == nil {
+			m.runDone = true // a state from before identities were saved
+			return
+		}
+		id := m.ident
+		info = &event.RunInfo{ExternalID: id.ExternalID, Name: id.Name, Project: id.Project, CreatedAt: id.CreatedAt,
+			ForkParent: id.ForkParent, ForkStep: id.ForkStep}
+	}
+	m.ident = &Ident{ExternalID: info.ExternalID, Name: info.Name, Project: info.Project, CreatedAt: info.CreatedAt,
+		ForkParent: info.ForkParent, ForkStep: info.ForkStep}
 	m.emit(event.Event{Kind: event.KindRun, Info: info, Time: info.CreatedAt})
 	m.runDone = true
 }
