@@ -54,6 +54,10 @@ type Options struct {
 	// Tests use it to exercise the polling path.
 	DisableNotify bool
 
+	// Now is the clock (default time.Now); tests inject one to drive the
+	// rewrite grace period without waiting for it.
+	Now func() time.Time
+
 	// OnWatching, if set, is called once when a following Run has
 	// installed its directory watches and looked at every file matched at
 	// start: from then on no write is missed.
@@ -83,6 +87,9 @@ func (o *Options) defaults() {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 }
 
@@ -121,6 +128,9 @@ type Chunk struct {
 	File    event.FileMark // the file's fingerprint, and the marker of the bytes before End
 	Size    int64          // file size when read
 }
+
+// readErrorEvery is how often a read error that goes on is logged per file.
+const readErrorEvery = time.Minute
 
 // notifiedRescan is how many poll intervals pass between rescans while
 // file notifications work.
@@ -168,6 +178,7 @@ type stream struct {
 	mark event.FileMark
 
 	mtime      time.Time // modification time at the last check
+	readErrAt  time.Time // when a read error was last logged
 	dirty      bool
 	shrunkAt   time.Time // when a shrink below the read position was first seen
 	lastActive time.Time
@@ -237,7 +248,7 @@ func New(opts Options) (*Tailer, error) {
 		known:   map[string]*Known{},
 		skipped: map[string]string{},
 		links:   map[string]string{},
-		now:     time.Now,
+		now:     opts.Now,
 		finish:  make(chan struct{}),
 	}, nil
 }
@@ -990,10 +1001,17 @@ func (t *Tailer) readChunk(ctx context.Context, s *stream, final bool) (int64, e
 	}
 	res, err := s.rd.next(t.recs[:0], t.opts.ChunkBytes, final)
 	if err != nil {
-		t.log.Warn("read error", "path", s.path, "error", err)
+		// Every pass retries; the log says so once a minute per file.
+		if now := t.now(); now.Sub(s.readErrAt) >= readErrorEvery {
+			s.readErrAt = now
+			t.log.Warn("read error; retrying", "path", s.path, "error", err)
+		}
 		return 0, nil
 	}
 	t.recs = res.recs
+	if res.eof && !final && s.rd.pending() {
+		t.log.Debug("partial line held until its newline arrives", "path", s.path, "read", s.rd.readPos())
+	}
 	if res.consumed == 0 {
 		return 0, nil
 	}
@@ -1038,19 +1056,24 @@ func (t *Tailer) ensureOpen(s *stream) (*os.File, error) {
 	s.f = f
 	s.rd.f = f
 	t.nopen++
-	t.limitOpen()
+	// Never close the file just opened for a read (it would be the first
+	// choice: it was idle the longest).
+	t.limitOpenExcept(s)
 	return f, nil
 }
 
 // limitOpen closes the descriptors of the least recently active idle
 // streams beyond MaxOpenFiles.
-func (t *Tailer) limitOpen() {
+func (t *Tailer) limitOpen() { t.limitOpenExcept(nil) }
+
+// limitOpenExcept is limitOpen that keeps keep open.
+func (t *Tailer) limitOpenExcept(keep *stream) {
 	if t.nopen <= t.opts.MaxOpenFiles {
 		return
 	}
 	var idle []*stream
 	for _, s := range t.active {
-		if s.f != nil && !s.dirty && !s.rd.pending() {
+		if s != keep && s.f != nil && !s.dirty && !s.rd.pending() {
 			idle = append(idle, s)
 		}
 	}

@@ -131,17 +131,22 @@ func startTailer(t *testing.T, opts Options, known []Known) (*collector, func())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- tl.Run(ctx, known, c) }()
+	// stop reads every file to its end (Finish) and waits for Run to
+	// return: whatever the tailer would deliver has been delivered, so a
+	// test can check that nothing arrived twice without waiting for it.
 	stop := func() {
-		cancel()
-		if err := <-done; err != nil && err != context.Canceled {
+		tl.Finish()
+		if err := <-done; err != nil {
 			t.Errorf("Run: %v", err)
 		}
+		cancel()
 	}
 	t.Cleanup(func() {
 		select {
 		case <-ctx.Done():
 		default:
-			stop()
+			cancel()
+			<-done
 		}
 	})
 	return c, stop
@@ -208,11 +213,13 @@ func TestFollowPartialLinesAndNewFiles(t *testing.T) {
 			a := filepath.Join(dir, "runs", "a", "metrics.jsonl")
 			os.MkdirAll(filepath.Dir(a), 0o755)
 			appendTo(t, a, joinLines(lines("a", 0, 3)))
-			c, stop := startTailer(t, Options{Source: "s", Include: []string{dir + "/runs/*/metrics.jsonl"}, DisableNotify: !notify}, nil)
+			logs := &logBuffer{}
+			c, stop := startTailer(t, Options{Source: "s", Include: []string{dir + "/runs/*/metrics.jsonl"}, DisableNotify: !notify,
+				Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, nil)
 			c.waitLines(t, lines("a", 0, 3))
 			// A line split across two writes arrives once, whole.
 			appendTo(t, a, `{"src":"a","i":3`)
-			time.Sleep(100 * time.Millisecond)
+			logs.waitFor(t, "partial line held until its newline arrives")
 			if c.count(`{"src":"a","i":3`) != 0 {
 				t.Fatal("partial line delivered")
 			}
@@ -344,7 +351,7 @@ type writer struct {
 	t      *testing.T
 	path   string
 	n      int
-	rotate func(path string)
+	rotate func(path string, written []string)
 	at     int
 }
 
@@ -352,7 +359,7 @@ func (w *writer) run() []string {
 	var all []string
 	for i := 0; i < w.n; i++ {
 		if i == w.at && w.rotate != nil {
-			w.rotate(w.path)
+			w.rotate(w.path, all)
 		}
 		l := fmt.Sprintf(`{"i":%d}`, i)
 		appendTo(w.t, w.path, l+"\n")
@@ -383,10 +390,7 @@ func TestRotation(t *testing.T) {
 			os.WriteFile(path+".1", data, 0o644)
 			os.Truncate(path, 0)
 		}},
-		{"delete and recreate", "m.jsonl", func(t *testing.T, path string) {
-			time.Sleep(200 * time.Millisecond) // let the reader finish; deleted data is gone
-			os.Remove(path)
-		}},
+		{"delete and recreate", "m.jsonl", nil}, // below: waits for the reader first, deleted data is gone
 		{"atomic replace with more", "m.jsonl", func(t *testing.T, path string) {
 			data, _ := os.ReadFile(path)
 			tmp := path + ".tmp"
@@ -401,10 +405,16 @@ func TestRotation(t *testing.T) {
 			appendTo(t, path, `{"i":"first"}`+"\n")
 			c, stop := startTailer(t, Options{Source: "s", Include: []string{filepath.Join(dir, tc.glob)}}, nil)
 			c.waitLines(t, []string{`{"i":"first"}`})
-			w := &writer{t: t, path: path, n: 600, at: 300, rotate: func(p string) { tc.rotate(t, p) }}
+			w := &writer{t: t, path: path, n: 600, at: 300, rotate: func(p string, written []string) {
+				if tc.rotate == nil {
+					c.waitLines(t, written) // a deleted file's unread lines are gone with it
+					os.Remove(p)
+					return
+				}
+				tc.rotate(t, p)
+			}}
 			all := w.run()
 			c.waitLines(t, all)
-			time.Sleep(200 * time.Millisecond)
 			stop()
 			c.assertNoDuplicates(t)
 		})
@@ -443,12 +453,19 @@ func TestRewriteInPlace(t *testing.T) {
 		rows = append(rows, fmt.Sprintf("%d,%d", i, i*10))
 	}
 	os.WriteFile(path, []byte(joinLines(rows)), 0o644)
-	c, stop := startTailer(t, Options{Source: "s", Include: []string{path}}, nil)
+	logs := &logBuffer{}
+	frozen := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// The clock does not move: the rewrite's grace period never runs out,
+	// however slow the machine.
+	c, stop := startTailer(t, Options{Source: "s", Include: []string{path}, Now: func() time.Time { return frozen },
+		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}, nil)
 	c.waitLines(t, rows)
 	for i := 5; i < 10; i++ {
 		rows = append(rows, fmt.Sprintf("%d,%d", i, i*10))
 		f, _ := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o644)
-		time.Sleep(20 * time.Millisecond) // a slow writer: the empty file is visible
+		// A slow writer: the tailer sees the empty file before the rows.
+		logs.waitFor(t, fmt.Sprintf("file shrank; waiting for a rewrite to finish"))
+		logs.reset()
 		f.WriteString(joinLines(rows))
 		f.Close()
 		c.waitLines(t, rows)
@@ -554,6 +571,12 @@ func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
+}
+
+func (l *logBuffer) reset() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.b.Reset()
 }
 
 func (l *logBuffer) waitFor(t *testing.T, what string) {

@@ -267,7 +267,10 @@ func TestRunFollowsFilesEndToEnd(t *testing.T) {
 	// created after start.
 	appendFile(t, a, `{"step": 2, "time": 1700000002, "loss": 1.25, "_tags": ["warm"]}`+"\n"+`{"step": 3, "ti`)
 	appendFile(t, b, `{"time": 1700000101, "acc": 0.5, "_config": {"lr": 0.01}}`+"\n")
-	time.Sleep(150 * time.Millisecond)
+	// The split line's second half comes once the first points are in (so
+	// the agent has read up to the half line); the watcher's unit test
+	// pins the split itself.
+	eventually(t, 15*time.Second, "the first points", func() bool { return metricCount(srv, "a", "loss") == 2 && metricCount(srv, "b", "acc") == 1 })
 	appendFile(t, a, `me": 1700000003, "loss": NaN}`+"\n")
 	appendFile(t, b, `{"time": 1700000102, "acc": 0.75}`+"\n"+`{"time": 1700000103, "acc": 1}`+"\n")
 	c := filepath.Join(data, "c.jsonl")
@@ -439,7 +442,10 @@ func TestShutdown(t *testing.T) {
 		start := time.Now()
 		p.cmd.Process.Signal(syscall.SIGTERM)
 		if second {
-			time.Sleep(300 * time.Millisecond)
+			// The second signal while it drains.
+			eventually(t, 10*time.Second, "the drain", func() bool {
+				return strings.Contains(p.stderr.String(), "stopping: delivering buffered data")
+			})
 			p.cmd.Process.Signal(syscall.SIGTERM)
 		}
 		code := p.wait(t, 20*time.Second)

@@ -263,16 +263,43 @@ func TestImportExportKilledAndResumed(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(dir, "state")
+	// Each import is killed once the server has more rows than before it
+	// (never at a guessed time); an import that finishes first ends the
+	// series.
+	kills := 0
 	for i := 0; i < 5; i++ {
+		before := srv.Counters().MetricLines
 		cmd := exec.Command(agentBin, "import", "neptune-export", m.DataDir, "--files-dir", m.FilesDir, "--project", "migr",
 			"--state-dir", state, "--no-progress", "--parallel", "3")
 		cmd.Env = importEnv(srv)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(time.Duration(200+150*i) * time.Millisecond)
+		exited := make(chan struct{})
+		go func() { cmd.Wait(); close(exited) }()
+		finished := false
+		deadline := time.Now().Add(60 * time.Second)
+		for srv.Counters().MetricLines <= before && !finished {
+			select {
+			case <-exited:
+				finished = true
+			default:
+			}
+			if time.Now().After(deadline) {
+				cmd.Process.Kill()
+				t.Fatalf("import %d made no progress", i)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
-		cmd.Wait()
+		<-exited
+		if finished {
+			break
+		}
+		kills++
+	}
+	if kills == 0 {
+		t.Fatal("no import was killed mid-way")
 	}
 	if code, out := importExport(t, srv, m, state); code != 0 {
 		t.Fatalf("final import exited %d:\n%s", code, out)

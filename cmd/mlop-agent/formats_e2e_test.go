@@ -156,9 +156,12 @@ func TestCSVKilledMidFile(t *testing.T) {
 			}
 		}
 	}()
+	// Each agent is killed once it has delivered more rows than the one
+	// before it (never at a guessed time): five kills mid-file.
 	for k := 0; k < 5; k++ {
+		before := srv.Counters().MetricLines
 		p := startAgent(t, "run", "-c", cfg)
-		time.Sleep(time.Duration(150+50*k) * time.Millisecond)
+		eventually(t, 60*time.Second, "progress before the kill", func() bool { return srv.Counters().MetricLines > before })
 		p.cmd.Process.Signal(syscall.SIGKILL)
 		p.wait(t, 20*time.Second)
 	}
