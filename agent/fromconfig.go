@@ -7,8 +7,9 @@ import (
 	"github.com/mlop-ai/mlop-agent/config"
 )
 
-// FromConfig turns a loaded configuration into agent options. Sources with
-// a preset format are expanded by the caller (ExpandPresets) first.
+// FromConfig turns a loaded configuration into agent options. Preset
+// formats (lightning, keras, ...) are kept as named: the agent expands them
+// when it builds its sources.
 func FromConfig(cfg *config.Config, follow bool, log *slog.Logger) Options {
 	o := Options{
 		Project:            cfg.Project,

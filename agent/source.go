@@ -102,7 +102,7 @@ func (a *Agent) buildSources() ([]*sourceRT, error) {
 		} else if sf, ok := parsers.LookupStream(s.Format); ok {
 			rt.stream = sf
 		} else {
-			return nil, fmt.Errorf("source %q: unknown format %q (known: %s)", s.Name, s.Format, strings.Join(parsers.Formats(), ", "))
+			return nil, fmt.Errorf("source %q: unknown format %q (known: %s)", s.Name, s.Format, strings.Join(presets.FormatNames(), ", "))
 		}
 		rt.uploadRoots = a.uploadRoots(s)
 		if rt.stream != nil && needsSpool(rt.stream, s.Format) {

@@ -239,7 +239,9 @@ const (
 var knownFormats = []string{"jsonl", "csv", "neptune", "neptune-export", "tensorboard", "lightning", "keras", "yolo", "sb3", "sb3-progress", "mlflow", "hf-trainer"}
 
 // KnownFormats returns the format names a source may use (a fresh slice).
-// It is the config's own list: the agent checks that each has a parser.
+// config imports nothing from the module, so this is its own copy of
+// parsers/presets.FormatNames; TestFormatsAgree (cmd/mlop-agent) keeps the
+// two, the README's formats table and -h in agreement.
 func KnownFormats() []string { return slices.Clone(knownFormats) }
 
 // Default returns the configuration used for every key the file leaves out.

@@ -2,14 +2,20 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mlop-ai/mlop-agent/config"
-	"github.com/mlop-ai/mlop-agent/parsers"
+	"github.com/mlop-ai/mlop-agent/parsers/presets"
+	"github.com/mlop-ai/mlop-agent/sink"
 	"github.com/mlop-ai/mlop-agent/watcher"
 )
 
@@ -20,11 +26,11 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cf commonFlags
 	cf.register(fs)
 	offline := fs.Bool("offline", false, "do not contact the server")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if cf.config == "" {
-		return &usageError{"no configuration file: pass -c FILE"}
+		return &usageError{"no configuration file: pass -c FILE (or set MLOP_AGENT_CONFIG)"}
 	}
 	cfg, err := config.Load(cf.config)
 	if err != nil {
@@ -36,13 +42,11 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
 	for i, s := range cfg.Sources {
-		if _, ok := parsers.Lookup(s.Format); !ok {
-			if _, ok := parsers.LookupStream(s.Format); !ok {
-				fmt.Fprintf(stdout, "%s\n", cfg.FieldError(fmt.Sprintf("sources[%d].format", i), s.Format,
-					fmt.Errorf("no reader for this format in this build (have: %s)", strings.Join(parsers.Formats(), ", "))))
-				problems++
-				continue
-			}
+		if _, ok := presets.Resolve(s.Format); !ok {
+			fmt.Fprintf(stdout, "%s\n", cfg.FieldError(fmt.Sprintf("sources[%d].format", i), s.Format,
+				fmt.Errorf("no reader for this format in this build (have: %s)", strings.Join(presets.FormatNames(), ", "))))
+			problems++
+			continue
 		}
 		m, err := watcher.NewMatcher(s.Paths, s.Exclude)
 		if err != nil {
@@ -76,17 +80,23 @@ func checkServer(ctx context.Context, cfg *config.Config, stdout io.Writer) int 
 		return 1
 	}
 	log := discardLogger()
-	client, err := newClient(cfg, log, nil, nil)
+	// One attempt each, with a short timeout: check answers within
+	// seconds and names the real cause (a refused connection, an unknown
+	// host, a certificate, the key), where the agent itself would retry.
+	quick := *cfg
+	quick.Server.Retry.MaxAttempts = 1
+	quick.Server.Timeout = config.Duration(min(time.Duration(cfg.Server.Timeout), checkTimeout))
+	client, err := newClient(&quick, log, nil, nil)
 	if err != nil {
 		fmt.Fprintf(stdout, "server: %v\n", err)
 		return 1
 	}
 	defer client.Close()
-	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 3*checkTimeout)
 	defer cancel()
 	org, err := client.Login(ctx)
 	if err != nil {
-		fmt.Fprintf(stdout, "server.url_api %s: login failed: %v (key from %s)\n", cfg.Server.URLAPI, err, cfg.Server.APIKeySource())
+		fmt.Fprintf(stdout, "server.url_api %s: login failed: %s\n", cfg.Server.URLAPI, explainFailure(err, cfg.Server.APIKeySource()))
 		problems++
 	} else {
 		fmt.Fprintf(stdout, "server.url_api %s: API key accepted (organization %q; key from %s)\n", cfg.Server.URLAPI, org, cfg.Server.APIKeySource())
@@ -96,7 +106,7 @@ func checkServer(ctx context.Context, cfg *config.Config, stdout io.Writer) int 
 		{"server.url_py", cfg.Server.URLPy, "/healthz"},
 	} {
 		if err := client.Health(ctx, u.base+u.path); err != nil {
-			fmt.Fprintf(stdout, "%s %s: %v\n", u.key, u.base, err)
+			fmt.Fprintf(stdout, "%s %s: %s\n", u.key, u.base, explainFailure(err, ""))
 			problems++
 		} else {
 			fmt.Fprintf(stdout, "%s %s: reachable\n", u.key, u.base)
@@ -105,4 +115,28 @@ func checkServer(ctx context.Context, cfg *config.Config, stdout io.Writer) int 
 	return problems
 }
 
-var _ = http.MethodGet
+// checkTimeout bounds each of check's requests.
+const checkTimeout = 4 * time.Second
+
+// explainFailure says in a few words why a request failed, then the error.
+func explainFailure(err error, keySource string) string {
+	var dns *net.DNSError
+	var cert *tls.CertificateVerificationError
+	var uae x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	switch {
+	case errors.Is(err, sink.ErrUnauthorized):
+		return fmt.Sprintf("the API key (from %s) was refused: %v", keySource, err)
+	case errors.Is(err, sink.ErrRouting):
+		return fmt.Sprintf("this is not an mlop API: %v", err)
+	case errors.As(err, &dns):
+		return fmt.Sprintf("no such host %q: %v", dns.Name, err)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("connection refused (nothing listens there): %v", err)
+	case errors.As(err, &cert), errors.As(err, &uae), errors.As(err, &hn):
+		return fmt.Sprintf("TLS certificate not trusted (server.tls.ca_file adds a CA): %v", err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
+		return fmt.Sprintf("no answer within %s (a firewall, or a server that hangs): %v", checkTimeout, err)
+	}
+	return err.Error()
+}

@@ -40,16 +40,15 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"  mlop-agent import tensorboard ./lightning_logs ./runs --project vision --report report.json\n\n"+
 			"Run 'mlop-agent import neptune -h' for the flags.\n", importKinds["neptune"], importKinds["neptune-export"], importKinds["tensorboard"])
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+	if len(args) == 0 {
+		return &usageError{"say what to import: neptune, neptune-export or tensorboard"}
+	}
+	if args[0] == "-h" || args[0] == "--help" {
 		usage()
-		if len(args) == 0 {
-			return &usageError{"say what to import: neptune, neptune-export or tensorboard"}
-		}
-		return nil
+		return flag.ErrHelp
 	}
 	kind := args[0]
 	if _, ok := importKinds[kind]; !ok {
-		usage()
 		return &usageError{fmt.Sprintf("cannot import %q: want neptune, neptune-export or tensorboard", kind)}
 	}
 	example := "mlop-agent import neptune ./.neptune --project vision"
@@ -200,7 +199,7 @@ func (e *leftBehindError) Unwrap() error { return agent.ErrFailed }
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		rest := fs.Args()

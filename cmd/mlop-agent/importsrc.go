@@ -32,7 +32,7 @@ type sourceFlags struct {
 // register adds the flags; verb is "import" or "verify" for the texts.
 func (f *sourceFlags) register(fs *flag.FlagSet, kind, verb string) {
 	f.commonFlags.register(fs)
-	fs.Lookup("c").Usage = "optional configuration file for the server, batching and logging (its sources are ignored)"
+	fs.Lookup("c").Usage = "optional configuration `file` for the server, batching and logging (its sources are ignored)"
 	if verb == "import" {
 		fs.StringVar(&f.project, "project", "", "mlop project to import into (default: PLUTO_PROJECT, MLOP_PROJECT, or the config's)")
 		fs.StringVar(&f.stateDir, "state-dir", "", "where import progress is kept (default .mlop-agent-import in the working directory)")

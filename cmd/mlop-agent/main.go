@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/mlop-ai/mlop-agent/agent"
@@ -52,6 +54,7 @@ func init() {
 		{"verify", "prove a migration complete: compare the source with what the server holds (read-only)", cmdVerify},
 		{"check", "validate the configuration (and the server and key, unless --offline)", cmdCheck},
 		{"status", "show what has been delivered, per file, from the state directory", cmdStatus},
+		{"completion", "print a shell completion script (bash, zsh or fish)", cmdCompletion},
 		{"version", "print the version", cmdVersion},
 	}
 }
@@ -87,8 +90,7 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if cmd == nil {
-		fmt.Fprintf(stderr, "mlop-agent: unknown command %q\n\n", args[0])
-		topUsage(stderr)
+		fmt.Fprintf(stderr, "mlop-agent: unknown command %q\nRun 'mlop-agent help' for the commands.\n", args[0])
 		return exitUsage
 	}
 
@@ -124,7 +126,7 @@ func exitCode(err error, name string, stderr io.Writer) int {
 	}
 }
 
-// stopper lets the second signal reach the running agent.
+// abortHook lets the second signal reach the running agent.
 var abortHook = func() {}
 
 // signalContext ends the context at the first SIGINT/SIGTERM; a second
@@ -159,23 +161,85 @@ func signalContext() (context.Context, func()) {
 
 func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("version", "Print the version.", "mlop-agent version", stderr)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "mlop-agent %s\n", version)
 	return nil
 }
 
-// newFlagSet makes a command's flag set with a usage text that shows an
-// example.
+// newFlagSet makes a command's flag set. Its usage text, shown by -h (and
+// parseFlags), names every flag as the README does (-c, --config FILE) and
+// ends with an example; a bad flag is one line and a hint, never the whole
+// text (main prints it, exit code 2).
 func newFlagSet(name, about, example string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		w := fs.Output()
-		fmt.Fprintf(w, "Usage: mlop-agent %s [flags]\n\n%s\n\nFlags:\n", name, about)
-		fs.PrintDefaults()
-		fmt.Fprintf(w, "\nExample:\n  %s\n", example)
-	}
+	fs.SetOutput(io.Discard) // parse errors are returned, and printed once by main
+	fs.Usage = func() {}
+	usages.Store(fs, func() {
+		fmt.Fprintf(stderr, "Usage: mlop-agent %s [flags]\n\n%s\n\nFlags:\n", name, about)
+		printFlags(stderr, fs)
+		fmt.Fprintf(stderr, "\nExample:\n  %s\n", example)
+	})
 	return fs
+}
+
+// usages holds each flag set's -h text printer.
+var usages sync.Map // *flag.FlagSet -> func()
+
+// parseFlags parses args: -h prints the usage text (flag.ErrHelp, exit
+// 0); any other problem is a usage error (exit 2) with the flag package's
+// one-line message.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		if u, ok := usages.Load(fs); ok {
+			u.(func())()
+		}
+		return err
+	default:
+		return &usageError{err.Error()}
+	}
+}
+
+// flagAliases are long names that mean the same as a short one.
+var flagAliases = map[string]string{"config": "c"}
+
+// printFlags writes a flag set's flags, a short name and its long alias on
+// one line (-c, --config FILE), long names with two dashes.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	long := map[string]string{} // short -> long
+	for l, sh := range flagAliases {
+		if fs.Lookup(l) != nil && fs.Lookup(sh) != nil {
+			long[sh] = l
+		}
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		if sh, ok := flagAliases[f.Name]; ok && fs.Lookup(sh) != nil {
+			return // printed with its short name
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		names := dashed(f.Name)
+		if l, ok := long[f.Name]; ok {
+			names += ", " + dashed(l)
+		}
+		if arg != "" {
+			names += " " + strings.ToUpper(arg)
+		}
+		fmt.Fprintf(w, "  %s\n    \t%s", names, strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
+}
+
+func dashed(name string) string {
+	if len(name) == 1 {
+		return "-" + name
+	}
+	return "--" + name
 }

@@ -42,17 +42,22 @@ type commonFlags struct {
 }
 
 func (c *commonFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.config, "c", "", "configuration file (YAML); required")
-	fs.StringVar(&c.config, "config", "", "same as -c")
-	fs.StringVar(&c.logLevel, "log-level", "", "debug, info, warn or error (overrides log.level and MLOP_AGENT_LOG_LEVEL)")
-	fs.StringVar(&c.logFmt, "log-format", "", "text or json (overrides log.format)")
+	// Like Vector's VECTOR_CONFIG: the environment names the default file.
+	def := os.Getenv("MLOP_AGENT_CONFIG")
+	fs.StringVar(&c.config, "c", def, "configuration `file` (YAML); the default comes from MLOP_AGENT_CONFIG")
+	fs.StringVar(&c.config, "config", def, "same as -c")
+	fs.StringVar(&c.logLevel, "log-level", "", "`level`: debug, info, warn or error (overrides log.level and MLOP_AGENT_LOG_LEVEL)")
+	fs.StringVar(&c.logFmt, "log-format", "", "`format`: text or json (overrides log.format)")
 }
 
 // loadConfig loads and validates the configuration, formatting every
 // problem.
 func loadConfig(path string) (*config.Config, error) {
 	if path == "" {
-		return nil, &usageError{"no configuration file: pass -c FILE"}
+		path = os.Getenv("MLOP_AGENT_CONFIG")
+	}
+	if path == "" {
+		return nil, &usageError{"no configuration file: pass -c FILE (or set MLOP_AGENT_CONFIG)"}
 	}
 	cfg, err := config.Load(path)
 	if err != nil {
@@ -139,7 +144,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.BoolVar(&f.exitWhenDone, "exit-when-done", false, "sidecar mode: finish and exit when the process of --pid is gone or --sentinel exists")
 	fs.IntVar(&f.pid, "pid", 0, "with --exit-when-done: the training process to watch")
 	fs.StringVar(&f.sentinel, "sentinel", "", "with --exit-when-done: a file whose appearance means the training is done")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -162,7 +167,7 @@ func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	var f agentFlags
 	f.register(fs)
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the requests that would be sent as JSON lines on stdout; send nothing, move no checkpoint")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {

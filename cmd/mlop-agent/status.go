@@ -42,7 +42,7 @@ func cmdStatus(_ context.Context, args []string, stdout, stderr io.Writer) error
 	cf.register(fs)
 	asJSON := fs.Bool("json", false, "print JSON for scripts")
 	stateDir := fs.String("state-dir", "", "read this state directory instead of the configuration's state_dir")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	dir := *stateDir

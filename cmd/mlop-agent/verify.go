@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -108,12 +109,15 @@ func cmdVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprint(w, verifyAbout+verifyRules()+"\n"+verifyExamples)
 		fmt.Fprintf(w, "\nRun 'mlop-agent verify -c FILE -h' or 'mlop-agent verify neptune -h' for the flags.\n")
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		usage(stderr)
-		if len(args) == 0 {
-			return &usageError{"say what to verify: -c FILE, or a format and its paths"}
+	if len(args) == 0 {
+		if os.Getenv("MLOP_AGENT_CONFIG") != "" {
+			return verifyConfigured(ctx, args, stdout, stderr)
 		}
-		return nil
+		return &usageError{"say what to verify: -c FILE, or a format and its paths"}
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		return flag.ErrHelp
 	}
 	if strings.HasPrefix(args[0], "-") {
 		return verifyConfigured(ctx, args, stdout, stderr)
@@ -132,7 +136,7 @@ func verifyConfigured(ctx context.Context, args []string, stdout, stderr io.Writ
 	stateDir := fs.String("state-dir", "", "read this state directory's run ids (never written) instead of the configuration's state_dir")
 	parallel := fs.Int("parallel", 4, "runs checked at once")
 	fs.BoolVar(&vf.requireFinished, "require-finished", false, "a run still RUNNING on the server is a difference, not a note")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -155,10 +159,6 @@ func verifyConfigured(ctx context.Context, args []string, stdout, stderr io.Writ
 // reads, built the same way.
 func verifyFormat(ctx context.Context, kind string, args []string, stdout, stderr io.Writer) error {
 	if _, ok := parsers.LookupStream(kind); !ok {
-		if kind == "tensorboard" {
-			return &usageError{fmt.Sprintf("the tensorboard format is not part of this build of mlop-agent (%s); "+
-				"a build that can read TensorBoard event files verifies them with the same command", version)}
-		}
 		var stream []string
 		for _, f := range parsers.Formats() {
 			if _, ok := parsers.LookupStream(f); ok {

@@ -38,8 +38,8 @@ type Preset struct {
 	// ConfigFiles are globs, relative to the metric file's directory, of
 	// YAML files whose contents become the run's config.
 	ConfigFiles []string
-	// Paths are typical globs for the metric files, a hint for the docs and
-	// for `mlop-agent init`; not applied automatically.
+	// Paths are typical globs for the metric files, a hint for the docs
+	// (the README and -h); not applied automatically.
 	Paths []string
 	// Params are the format parameters (parsers.Options.Params).
 	Params map[string]string
@@ -189,4 +189,63 @@ func (p Preset) Apply(opts parsers.Options) parsers.Options {
 		opts.Params = params
 	}
 	return opts
+}
+
+// Format is one name a source's format: may take — a registered reader or a
+// preset over one.
+type Format struct {
+	Name string
+	// Reader is the registered format that reads it (Name itself, or the
+	// preset's underlying format).
+	Reader string
+	Preset bool
+}
+
+// Formats lists every usable format name of this build, sorted: the
+// registered readers (line and stream formats) and the presets whose
+// reader is registered. It is the one list `check`, `run`, `-h`, config
+// validation and the README agree with (a test in cmd/mlop-agent keeps
+// them so).
+func Formats() []Format {
+	var out []Format
+	have := map[string]bool{}
+	for _, f := range parsers.Formats() {
+		out = append(out, Format{Name: f, Reader: f})
+		have[f] = true
+	}
+	for _, p := range presets {
+		if have[p.Format] && !have[p.Name] {
+			out = append(out, Format{Name: p.Name, Reader: p.Format, Preset: true})
+		}
+	}
+	slices.SortFunc(out, func(a, b Format) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// FormatNames is Formats' names.
+func FormatNames() []string {
+	var out []string
+	for _, f := range Formats() {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+// Resolve says which registered reader reads a format name (a reader's own
+// name, or a preset's underlying format), and whether it is known.
+func Resolve(name string) (reader string, ok bool) {
+	for _, f := range Formats() {
+		if f.Name == name {
+			return f.Reader, true
+		}
+	}
+	return "", false
 }
