@@ -40,7 +40,7 @@ var ErrRejected = errors.New("the server rejected some data")
 // ErrFailed is returned after a backfill in which some inputs could not be
 // read (a corrupt database, a missing part file, an unreadable file); the
 // others were delivered, and the report says which.
-var ErrFailed = errors.New("some inputs could not be read")
+var ErrFailed = errors.New("some inputs were not imported (unreadable, missing or giving nothing; listed above and in the report)")
 
 // ErrIncomplete is returned when a stop left data unsent (the drain timed
 // out or was aborted). Nothing is lost: the checkpoint does not cover it,
@@ -258,6 +258,10 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if fatal := a.life.failed(); fatal != nil {
 		return fatal
 	}
+	nothing := 0
+	if !a.opts.Follow && readErr == nil {
+		nothing = a.accountNothing()
+	}
 	if readErr != nil && !errors.Is(readErr, context.Canceled) {
 		return readErr
 	}
@@ -267,7 +271,7 @@ func (a *Agent) Run(ctx context.Context) (err error) {
 	if (!a.opts.Follow || finishing) && a.rep.stats.LinesRejected.Load() > 0 {
 		return ErrRejected
 	}
-	if !a.opts.Follow && (a.rep.stats.StreamsFailed.Load() > 0 || len(a.rep.fails.snapshot()) > 0) {
+	if !a.opts.Follow && (a.rep.stats.StreamsFailed.Load() > 0 || len(a.rep.fails.snapshot()) > 0 || nothing > 0) {
 		return ErrFailed
 	}
 	if !a.opts.Follow && errors.Is(readErr, context.Canceled) {

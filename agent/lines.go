@@ -105,8 +105,10 @@ func (h *lineReader) StreamChunk(ctx context.Context, c *watcher.Chunk) error {
 		lf.evs, err = lf.parser.Parse(lf.evs, *rec)
 		if err != nil {
 			a.rep.badRecord(s.cfg.Name, c.Path, rec.Line, parsers.Reason(err), err, rec.Data)
+			lf.st.bad.Add(1)
 		}
 	}
+	lf.st.read.Add(int64(len(c.Records)))
 	a.rep.stats.RecordsRead.Add(int64(len(c.Records)))
 	a.rep.tel.RecordsRead(s.cfg.Name, len(c.Records))
 	ch := &ledger.Chunk{End: event.Position{Offset: c.End}, Line: c.Line, File: c.File, Path: c.Path, Size: c.Size,

@@ -63,3 +63,8 @@ func (a *Agent) Flush(ctx context.Context) error {
 	}
 	return a.saver.save()
 }
+
+// BufferedBytes is how many bytes of read data wait for the tracker (the
+// memory budget in use): what the sink's trouble log reports while an
+// endpoint fails.
+func (a *Agent) BufferedBytes() int64 { return a.snd.budget.inUse() }

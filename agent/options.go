@@ -38,10 +38,18 @@ type Options struct {
 	// what bounds memory with millions of distinct names.
 	ReportNames bool
 
-	// Progress, when set, receives progress lines: rewritten in place when
-	// ProgressTTY, one line every ten seconds otherwise.
+	// Progress, when set, turns on progress reports: with ProgressTTY a
+	// line written to Progress and rewritten in place every second,
+	// otherwise an INFO log line every ten seconds.
 	Progress    io.Writer
 	ProgressTTY bool
+	// ProgressEvery is the interval of progress reports; 0: a second on a
+	// terminal, ten seconds otherwise.
+	ProgressEvery time.Duration
+	// AllowMissingFiles: files the data refers to that are not on this
+	// machine are expected; still listed (not_imported, missing_files),
+	// but a backfill does not fail for them.
+	AllowMissingFiles bool
 
 	// DryRun reads and maps everything but moves no checkpoint: the state
 	// directory is read, never locked or written. Pair it with a Client

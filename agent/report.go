@@ -55,9 +55,13 @@ type ReportTotals struct {
 	Streams        int   `json:"streams"`
 	StreamsSkipped int64 `json:"streams_skipped"` // complete before and unchanged
 	StreamsFailed  int64 `json:"streams_failed"`
-	Runs           int   `json:"runs"`
-	Points         int64 `json:"points"`
-	Files          int64 `json:"files"`
+	Runs int `json:"runs"`
+	// Points are the numeric metric points sent (Stats.PointsSent once
+	// everything is delivered); Rows the string-series, histogram and
+	// console rows; Files the files uploaded.
+	Points int64 `json:"points"`
+	Rows   int64 `json:"rows"`
+	Files  int64 `json:"files"`
 	RecordsBad     int64 `json:"records_bad"`
 	LinesRejected  int64 `json:"lines_rejected"`
 	// NotImported counts Report.NotImported by reason.
@@ -89,8 +93,13 @@ type RunReport struct {
 	RunID      int64            `json:"run_id,omitempty"`
 	URL        string           `json:"url,omitempty"`
 	Status     string           `json:"status,omitempty"`
-	Points     map[string]int64 `json:"points,omitempty"` // per metric (and rows per string series)
-	Files      int64            `json:"files,omitempty"`
+	// Points counts per name: points per metric, rows per string series,
+	// files per file name.
+	Points map[string]int64 `json:"points,omitempty"`
+	// MetricPoints, Rows and Files are the run's totals by kind.
+	MetricPoints int64 `json:"metric_points,omitempty"`
+	Rows         int64 `json:"rows,omitempty"`
+	Files        int64 `json:"files,omitempty"`
 	// OtherNames and OtherPoints sum the names beyond the first 1,000 of a
 	// run, which have no line of their own in Points.
 	OtherNames  int   `json:"other_names,omitempty"`
@@ -129,7 +138,8 @@ func (a *Agent) Report() Report {
 			rr := RunReport{ExternalID: ref.ExternalID, Project: ref.Project}
 			if r, ok := runs[k]; ok {
 				r.mu.Lock()
-				rr.Name, rr.RunID, rr.URL, rr.Files = r.name, r.srv.id, r.srv.url, r.files
+				rr.Name, rr.RunID, rr.URL = r.name, r.srv.id, r.srv.url
+				rr.MetricPoints, rr.Rows, rr.Files = r.points, r.rows, r.files
 				rr.Status = r.ctl.finished
 				if rr.Status == "" && r.srv.created {
 					rr.Status = "RUNNING"
@@ -142,7 +152,7 @@ func (a *Agent) Report() Report {
 				}
 				rr.OtherNames, rr.OtherPoints = r.names.nOther, r.names.other
 				if rr.Points == nil && r.names.keep == 0 {
-					rr.OtherNames, rr.OtherPoints = r.names.len(), r.points+r.files
+					rr.OtherNames, rr.OtherPoints = r.names.len(), r.points+r.rows+r.files
 				}
 				r.mu.Unlock()
 			} else if _, kr, _, ok := a.runs.get(k); ok {
@@ -151,10 +161,8 @@ func (a *Agent) Report() Report {
 			if !seenRun[k] {
 				seenRun[k] = true
 				rep.Totals.Runs++
-				for _, n := range rr.Points {
-					rep.Totals.Points += n
-				}
-				rep.Totals.Points += rr.OtherPoints
+				rep.Totals.Points += rr.MetricPoints
+				rep.Totals.Rows += rr.Rows
 				rep.Totals.Files += rr.Files
 			}
 			sr.Runs = append(sr.Runs, rr)
@@ -294,13 +302,19 @@ func (ni *notImported) list() []NotImported {
 	return out
 }
 
-// progressLoop prints progress: streams done of those found, points sent,
-// rate and an estimate of the time left.
+// progressLoop tells the operator how a backfill or import goes: streams
+// done of those found, runs, points sent, rate and an estimate of the time
+// left. On a terminal a line is rewritten in place every second (and left
+// standing at the end); otherwise an INFO log line every ten seconds.
 func (a *Agent) progressLoop(stop <-chan struct{}) {
-	w := a.opts.Progress
-	every := 10 * time.Second
-	if a.opts.ProgressTTY {
+	w, tty := a.opts.Progress, a.opts.ProgressTTY
+	every := a.opts.ProgressEvery
+	switch {
+	case every > 0:
+	case tty:
 		every = time.Second
+	default:
+		every = 10 * time.Second
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -314,7 +328,8 @@ func (a *Agent) progressLoop(stop <-chan struct{}) {
 				done++
 			}
 		}
-		pts := a.rep.stats.PointsSent.Load()
+		st := a.rep.stats
+		pts, runs := st.PointsSent.Load(), st.RunsCreated.Load()+st.RunsResumed.Load()
 		now := time.Now()
 		rate := float64(pts-lastPoints) / max(now.Sub(lastT).Seconds(), 1e-3)
 		if final {
@@ -328,15 +343,18 @@ func (a *Agent) progressLoop(stop <-chan struct{}) {
 		} else if done == total {
 			eta = "0s"
 		}
-		msg := fmt.Sprintf("progress: streams %d/%d done, %s points sent (%s/s), elapsed %s, eta %s",
-			done, total, human(pts), human(int64(rate)), now.Sub(start).Round(time.Second), eta)
-		if a.opts.ProgressTTY {
-			fmt.Fprintf(w, "\r\x1b[K%s", msg)
-			if final {
-				io.WriteString(w, "\n")
+		elapsed := now.Sub(start).Round(time.Second)
+		if !tty {
+			if !final {
+				a.log.Info("progress", "streams_done", done, "streams", total, "runs", runs, "points_sent", pts,
+					"points_per_s", int64(rate), "elapsed", elapsed, "eta", eta)
 			}
-		} else {
-			fmt.Fprintln(w, msg)
+			return
+		}
+		fmt.Fprintf(w, "\r\x1b[Kprogress: streams %d/%d done, %d runs, %s points sent (%s/s), elapsed %s, eta %s",
+			done, total, runs, human(pts), human(int64(rate)), elapsed, eta)
+		if final {
+			io.WriteString(w, "\n")
 		}
 	}
 	for {

@@ -129,7 +129,11 @@ func (a *Agent) runFor(rt *routing, ev *event.Event) *run {
 	}
 	entry := st.ls.Entry()
 	maxLen := a.limits.MaxNameLen
-	name, id, err := src.namer.names(newNameData(src.cfg.Name, entry.RunPath, ev.Run), maxLen)
+	nd := newNameData(src.cfg.Name, entry.RunPath, ev.Run)
+	if src.namer.short {
+		nd.Short = src.shortName(entry.RunPath)
+	}
+	name, id, err := src.namer.names(nd, maxLen)
 	if err != nil {
 		rt.bad(ev.Pos, "bad_run", err, false)
 		return nil
@@ -198,8 +202,13 @@ func (a *Agent) getRun(src *sourceRT, project, id, name, runPath string) *run {
 			// The run exists on the tracker under its first name, and the
 			// protocol has no rename: creating it again with its external
 			// id returns it unchanged. Say so instead of pretending.
-			src.log.Warn("the run's name template now gives another name; mlop cannot rename a run, it keeps its name",
-				"run", known.Name, "new_name", name, "external_id", id)
+			if src.namedByTemplate {
+				src.log.Warn("the run's name template now gives another name; mlop cannot rename a run, it keeps its name",
+					"run", known.Name, "new_name", name, "external_id", id)
+			} else {
+				src.log.Debug("the default run name now differs; the run keeps its first name", "run", known.Name,
+					"new_name", name, "external_id", id)
+			}
 			r.name = known.Name
 		}
 	}
@@ -328,6 +337,8 @@ func (a *Agent) addRow(rt *routing, r *run, ev *event.Event, ep sink.Endpoint, m
 	switch ev.Kind {
 	case event.KindMetrics:
 		r.points += int64(len(ev.Points))
+	case event.KindData, event.KindLog:
+		r.rows++
 	case event.KindFile:
 		r.files++
 	}

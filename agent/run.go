@@ -36,7 +36,7 @@ type run struct {
 	live  liveness   // heartbeats and idleness
 	names nameSet    // log names seen
 
-	points, files int64 // routed, for the report
+	points, rows, files int64 // routed, for the report: metric points, data and log rows, files
 	// ckDirty is set when the persisted view (checkpoint.Run) changed.
 	ckDirty bool
 }

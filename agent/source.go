@@ -34,6 +34,21 @@ type sourceRT struct {
 	namedByTemplate bool
 
 	tailer atomic.Pointer[watcher.Tailer] // for file counts
+	short  *shortNames                    // when a run template uses .Short
+	// missing are the files the data refers to that are not here.
+	missing missingFiles
+	// discovered counts the streams a stream format found, before the
+	// shard took its part: a shard with none of them found something.
+	discovered atomic.Int64
+}
+
+// shortName is path's {{.Short}} (shortNames).
+func (s *sourceRT) shortName(path string) string {
+	if s.short == nil {
+		b := filepath.Base(path)
+		return strings.TrimSuffix(b, filepath.Ext(b))
+	}
+	return s.short.name(path)
 }
 
 // streamRT is what the agent keeps of one stream besides its ledger
@@ -47,6 +62,10 @@ type streamRT struct {
 	defaultRun *run
 	runs       map[string]*run
 	names      []sink.Name // scratch for routing
+
+	// read and bad count the records of a line file and those that could
+	// not be used (a file that gave nothing is said so at the end).
+	read, bad atomic.Int64
 
 	mu       sync.Mutex
 	warnings map[string]int // what the stream format skipped, by reason
@@ -103,6 +122,20 @@ func (a *Agent) buildSources() ([]*sourceRT, error) {
 			rt.stream = sf
 		} else {
 			return nil, fmt.Errorf("source %q: unknown format %q (known: %s)", s.Name, s.Format, strings.Join(presets.FormatNames(), ", "))
+		}
+		if rt.namer.short {
+			m, err := watcher.NewMatcher(s.Paths, s.Exclude)
+			if err != nil {
+				return nil, fmt.Errorf("source %q: %w", s.Name, err)
+			}
+			name := s.Name
+			rt.short = newShortNames(m, func() []string {
+				paths := m.Scan().Files
+				for _, k := range a.ledger.Known(name) {
+					paths = append(paths, k.RunPath)
+				}
+				return paths
+			})
 		}
 		rt.uploadRoots = a.uploadRoots(s)
 		if rt.stream != nil && needsSpool(rt.stream, s.Format) {

@@ -56,6 +56,7 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 			}
 			infos = append(infos, found...)
 		}
+		s.discovered.Add(int64(len(infos)))
 		infos = linkParents(infos, runKeys)
 		infos = a.inShard(infos)
 		for _, info := range infos {
@@ -237,6 +238,11 @@ func (s *sourceRT) reportWarnings(st *streamRT, w parsers.Warner) {
 			st.warnings[x.Reason]++
 		}
 		st.mu.Unlock()
+	}
+	for _, x := range ws {
+		if x.Missing != "" {
+			s.missing.add(x.Missing)
+		}
 	}
 	for _, x := range ws {
 		s.a.rep.warning(s.cfg.Name, x.File, x.Pos.Seq, x.Reason, x.Detail, x.String())

@@ -17,6 +17,9 @@ type nameData struct {
 	Dir    string // the name of the directory holding the file
 	Stem   string // the file name without its extension
 	Run    string // the run_field value ("" for a file's single run)
+	// Short is the shortest trailing part of the path that tells the
+	// source's files apart (shortNames): the default run name.
+	Short string
 }
 
 func newNameData(source, path, run string) nameData {
@@ -35,17 +38,25 @@ func newNameData(source, path, run string) nameData {
 type runNamer struct {
 	name *template.Template
 	id   *template.Template // nil: derived from source and path
+	// short: a template uses .Short, which compares the source's files.
+	short bool
 }
+
+// DefaultRunName is the run name template of a source that sets none and
+// whose format brings none: the shortest trailing part of the path that
+// tells the source's files apart (runs/a/metrics.jsonl, runs/b/metrics.jsonl:
+// a, b), or the run_field value for files holding several runs.
+const DefaultRunName = "{{.Short}}"
 
 func newRunNamer(s Source) (*runNamer, error) {
 	nameT := s.RunName
 	if nameT == "" {
-		nameT = "{{.Stem}}"
+		nameT = DefaultRunName
 		if s.RunField != "" {
 			nameT = "{{.Run}}"
 		}
 	}
-	n := &runNamer{}
+	n := &runNamer{short: strings.Contains(nameT, ".Short") || strings.Contains(s.RunID, ".Short")}
 	var err error
 	if n.name, err = template.New("name").Option("missingkey=error").Parse(nameT); err != nil {
 		return nil, fmt.Errorf("source %q: run.name: %w", s.Name, err)

@@ -285,6 +285,10 @@ type RunTemplateData struct {
 	Dir    string // the base name of the file's directory ("runs/a/m.jsonl" -> "a")
 	Stem   string // the file name without its extension ("metrics")
 	Run    string // the value of run_field ("" when unset)
+	// Short is the shortest trailing part of the path that tells the
+	// source's files apart ("runs/a/metrics.jsonl" and
+	// "runs/b/metrics.jsonl" -> "a", "b"): the default run name.
+	Short string
 }
 
 // ParseRunTemplate parses a run.name or run.id template the way the agent
@@ -298,7 +302,7 @@ func ParseRunTemplate(name, text string) (*template.Template, error) {
 	}
 	// Execute once on sample data: a misspelt field ({{.Stme}}) only shows
 	// up at execution time.
-	sample := RunTemplateData{Source: "s", Path: "/d/f.jsonl", Dir: "d", Stem: "f", Run: "r"}
+	sample := RunTemplateData{Source: "s", Path: "/d/f.jsonl", Dir: "d", Stem: "f", Run: "r", Short: "d"}
 	if err := t.Execute(io.Discard, sample); err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func TestExampleLoads(t *testing.T) {
 	s := c.Sources[0]
 	wantSrc := DefaultSource()
 	wantSrc.Name, wantSrc.Format, wantSrc.Paths, wantSrc.Project = "train", "jsonl", s.Paths, DefaultProject
-	wantSrc.Run.Name, wantSrc.Run.Tags = "{{.Stem}}", []string{"agent"}
+	wantSrc.Run.Name, wantSrc.Run.Tags = "{{.Short}}", []string{"agent"}
 	norm := func(s Source) Source {
 		if len(s.Exclude) == 0 {
 			s.Exclude = nil

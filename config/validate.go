@@ -290,7 +290,7 @@ func (v *validator) source(i int, names map[string]int) {
 			continue
 		}
 		if _, err := ParseRunTemplate(key, text); err != nil {
-			v.fail(p(key), text, invalidf("invalid template %q: %v (fields: .Source .Path .Dir .Stem .Run)", text, err))
+			v.fail(p(key), text, invalidf("invalid template %q: %v (fields: .Source .Path .Dir .Stem .Run .Short)", text, err))
 		}
 	}
 	groups := 0

@@ -210,6 +210,10 @@ type Warning struct {
 	Pos    event.Position // where in the stream
 	Reason string         // a short label from the format's closed set
 	Detail string
+	// Missing is, for a file the data refers to that is not on this
+	// machine, the path recorded for it (where it was when the data was
+	// written): the agent suggests a path map from its directory.
+	Missing string
 }
 
 func (w Warning) String() string {

@@ -141,6 +141,36 @@ func matchSegs(pat, path []string) bool {
 	return len(path) == 0
 }
 
+// Varying returns the segments of path that the first include pattern it
+// matches does not spell out: the path with the pattern's literal leading
+// and trailing segments removed (runs/*/metrics.jsonl and
+// runs/a/metrics.jsonl: [a]; logs/**/*.csv and logs/x/y/m.csv: [x y m.csv]).
+// nil when no pattern matches or every segment is literal. base says
+// whether the last segment returned is the file name.
+func (m *Matcher) Varying(path string) (varying []string, base bool) {
+	segs := splitPath(path)
+	for _, p := range m.include {
+		if !matchSegs(p.segs, segs) {
+			continue
+		}
+		lo, hi := 0, len(segs)
+		for lo < len(p.segs) && lo < hi && literal(p.segs[lo]) {
+			lo++
+		}
+		for n := len(p.segs) - 1; n >= lo && hi > lo && literal(p.segs[n]); n-- {
+			hi--
+		}
+		if lo >= hi {
+			return nil, false
+		}
+		return segs[lo:hi], hi == len(segs)
+	}
+	return nil, false
+}
+
+// literal reports whether a pattern segment matches only itself.
+func literal(seg string) bool { return seg != "**" && !strings.ContainsAny(seg, `*?[\`) }
+
 // mayContain reports whether a pattern could match something below dir.
 func mayContain(pat, dir []string) bool {
 	for len(dir) > 0 {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 )
 
@@ -102,5 +103,30 @@ func TestRootsMissing(t *testing.T) {
 	m, _ := NewMatcher([]string{root + "/not/yet/*/m.jsonl"}, nil)
 	if got := m.Roots(); !reflect.DeepEqual(got, []string{root}) {
 		t.Errorf("Roots = %v, want [%s]", got, root)
+	}
+}
+
+func TestVarying(t *testing.T) {
+	for _, c := range []struct {
+		pattern, path string
+		want          []string
+		base          bool
+	}{
+		{"/r/runs/*/metrics.jsonl", "/r/runs/a/metrics.jsonl", []string{"a"}, false},
+		{"/r/logs/*.jsonl", "/r/logs/train.jsonl", []string{"train.jsonl"}, true},
+		{"/r/logs/**/*.csv", "/r/logs/x/y/m.csv", []string{"x", "y", "m.csv"}, true},
+		{"/r/logs/**/metrics.csv", "/r/logs/x/y/metrics.csv", []string{"x", "y"}, false},
+		{"/r/logs/**/metrics.csv", "/r/logs/metrics.csv", nil, false},
+		{"/r/exp-*/v*/metrics.csv", "/r/exp-1/v2/metrics.csv", []string{"exp-1", "v2"}, false},
+		{"/r/a/metrics.jsonl", "/r/a/metrics.jsonl", nil, false},
+		{"/r/a/*.jsonl", "/r/b/x.jsonl", nil, false},
+	} {
+		m, err := NewMatcher([]string{c.pattern}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, base := m.Varying(c.path); !slices.Equal(got, c.want) || base != c.base {
+			t.Errorf("Varying(%s, %s) = %q %v, want %q %v", c.pattern, c.path, got, base, c.want, c.base)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mlop-ai/mlop-agent/config"
+	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/parsers/presets"
 	"github.com/mlop-ai/mlop-agent/sink"
 	"github.com/mlop-ai/mlop-agent/watcher"
@@ -22,7 +23,7 @@ import (
 func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("check", "Validate the configuration and print every problem with its key path and line.\n"+
 		"Unless --offline, also check that the server answers and accepts the API key\n"+
-		"(POST /api/slug). Exits non-zero on any problem.", "mlop-agent check -c agent.yaml --offline", stderr)
+		"(POST /api/slug). Exits non-zero on any problem.\n\n"+formatsLine(), "mlop-agent check -c agent.yaml --offline", stderr)
 	var cf commonFlags
 	cf.register(fs)
 	offline := fs.Bool("offline", false, "do not contact the server")
@@ -54,10 +55,13 @@ func cmdCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			problems++
 			continue
 		}
-		files, _ := m.GlobAll()
+		files, skipped := checkMatches(s.Format, m)
+		for _, sk := range skipped {
+			fmt.Fprintf(stdout, "note: source %s: %s matches but is not read: %s\n", s.Name, sk.Path, skipText(sk))
+		}
 		if len(files) == 0 {
 			fmt.Fprintf(stdout, "note: %s\n", cfg.FieldError(fmt.Sprintf("sources[%d].paths", i), nil,
-				fmt.Errorf("nothing matches yet (run waits for files to appear; backfill would send nothing)")))
+				fmt.Errorf("nothing readable matches yet (run waits for files to appear; backfill would send nothing and exit 3)")))
 		} else {
 			fmt.Fprintf(stdout, "source %s: %d path(s) match\n", s.Name, len(files))
 		}
@@ -86,7 +90,7 @@ func checkServer(ctx context.Context, cfg *config.Config, stdout io.Writer) int 
 	quick := *cfg
 	quick.Server.Retry.MaxAttempts = 1
 	quick.Server.Timeout = config.Duration(min(time.Duration(cfg.Server.Timeout), checkTimeout))
-	client, err := newClient(&quick, log, nil, nil)
+	client, err := newClient(&quick, log, nil, nil, nil)
 	if err != nil {
 		fmt.Fprintf(stdout, "server: %v\n", err)
 		return 1
@@ -139,4 +143,47 @@ func explainFailure(err error, keySource string) string {
 		return fmt.Sprintf("no answer within %s (a firewall, or a server that hangs): %v", checkTimeout, err)
 	}
 	return err.Error()
+}
+
+// formatsLine is the "Formats:" paragraph of the -h texts: every name a
+// source's format: may take in this build.
+func formatsLine() string {
+	return "Formats: " + strings.Join(presets.FormatNames(), ", ") + "."
+}
+
+// checkMatches lists what a source's globs match as run would read it: a
+// line format reads regular files (a directory, FIFO or symlink loop is
+// not read, and said so), a stream format (Neptune, TensorBoard, MLflow)
+// takes directories too.
+func checkMatches(format string, m *watcher.Matcher) (files []string, skipped []watcher.Skipped) {
+	reader, _ := presets.Resolve(format)
+	if _, ok := parsers.LookupStream(reader); ok {
+		files, _ = m.GlobAll()
+		return files, nil
+	}
+	r := m.Scan()
+	for _, sk := range r.Skipped {
+		if sk.Reason != watcher.SkipUnreadDir {
+			skipped = append(skipped, sk)
+		}
+	}
+	return r.Files, skipped
+}
+
+// skipText says why a matched path is not read.
+func skipText(sk watcher.Skipped) string {
+	switch sk.Reason {
+	case watcher.SkipDirectory:
+		return "a directory"
+	case watcher.SkipNotRegular:
+		return "not a regular file (a FIFO, socket or device)"
+	case watcher.SkipDangling:
+		return "a symlink to nothing"
+	case watcher.SkipLoop:
+		return "a symlink loop"
+	}
+	if sk.Err != nil {
+		return sk.Reason + ": " + sk.Err.Error()
+	}
+	return sk.Reason
 }

@@ -78,7 +78,7 @@ func completionSpec() compSpec {
 // helpFlags runs a command's -h in-process and collects its flag names.
 func helpFlags(args ...string) []string {
 	var out bytes.Buffer
-	realMain(append(args, "-h"), io.Discard, &out)
+	realMain(context.Background(), append(args, "-h"), io.Discard, &out)
 	var flags []string
 	sc := bufio.NewScanner(&out)
 	for sc.Scan() {

@@ -6,11 +6,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strings"
+	"sync/atomic"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/mlop-ai/mlop-agent/agent"
 	"github.com/mlop-ai/mlop-agent/internal/fsutil"
@@ -68,7 +66,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	f.register(fs, kind, "import")
 	dryRun := fs.Bool("dry-run", false, "read and validate everything, print the requests that would be sent, send nothing")
 	report := fs.String("report", "", "write a JSON report here: per run the source id, mlop run id and URL, points per metric, files, what was skipped and why")
-	noProgress := fs.Bool("no-progress", false, "no progress lines")
+	noProgress := fs.Bool("no-progress", false, "no progress reports (on a terminal a line rewritten every second, otherwise an INFO line every 10s)")
 	skipContainers := new(bool)
 	if kind != "tensorboard" {
 		fs.BoolVar(skipContainers, "skip-containers", false, "expect Neptune model registry data (neptune-client model, model_version and project containers; exported models): still listed in the summary and the report, but no exit 3 for leaving it behind")
@@ -92,13 +90,19 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	startPprof(log)
 	var client sink.Sink
+	var running atomic.Pointer[agent.Agent] // for the sink's buffered-bytes reminders
 	if *dryRun {
 		client = newDrySink(stdout)
 	} else {
 		if err := cfg.Server.RequireAPIKey(); err != nil {
 			return fmt.Errorf("%w: %v", errConfig, err)
 		}
-		c, err := newClient(cfg, log, nil, nil)
+		c, err := newClient(cfg, log, nil, nil, func() int64 {
+			if a := running.Load(); a != nil {
+				return a.BufferedBytes()
+			}
+			return 0
+		})
 		if err != nil {
 			return fmt.Errorf("%w: %v", errConfig, err)
 		}
@@ -110,16 +114,15 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	opts.Parallel = *parallel
 	opts.Shard = sh
 	opts.ReportNames = true
+	opts.AllowMissingFiles = f.allowMissing
 	if !*noProgress {
-		opts.Progress = stderr
-		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			opts.ProgressTTY = true
-		}
+		opts.Progress, opts.ProgressTTY = stderr, isTerminal(stderr)
 	}
 	a, err := agent.New(opts, client)
 	if err != nil {
 		return err
 	}
+	running.Store(a)
 	abortHook = a.Abort
 	log.Info("import starting", "version", version, "kind", kind, "paths", strings.Join(positional, " "),
 		"project", cfg.Project, "server", cfg.Server.URLAPI, "state_dir", cfg.StateDir, "parallel", *parallel,
@@ -140,7 +143,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	log.Info("import summary", "elapsed", time.Since(start).Round(time.Millisecond), "streams", rep.Totals.Streams,
 		"skipped_unchanged", rep.Totals.StreamsSkipped, "failed", rep.Totals.StreamsFailed, "runs", rep.Totals.Runs,
-		"points", rep.Totals.Points, "files", rep.Totals.Files, "not_imported", len(rep.NotImported), "detail", rep.Summary)
+		"points", rep.Totals.Points, "rows", rep.Totals.Rows, "files", rep.Totals.Files, "not_imported", len(rep.NotImported), "detail", rep.Summary)
 	for _, s := range rep.Streams {
 		if s.Error != "" {
 			log.Error("not imported", "source_id", s.SourceID, "path", s.Path, "error", s.Error)
@@ -154,20 +157,21 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			"attributes", n.Attributes, "series", n.Series, "data_left_behind", n.LeftBehind, "detail", n.Detail)
 	}
 	if runErr == nil {
-		runErr = leftBehind(rep.NotImported, *skipContainers)
+		runErr = leftBehind(rep.NotImported, *skipContainers, f.allowMissing)
 	}
-	return finishReport(a, runErr, cfg, false, start, discardLogger(), stderr)
+	return finishReport(a, runErr, cfg, false, start, discardLogger(), stderr, "")
 }
 
 // leftBehind is the error (exit 3) for data found and not imported: model
 // registry containers unless --skip-containers said they are expected,
 // and anything else holding data (an unreadable directory). Runs still
 // being exported are listed but left for a later import.
-func leftBehind(ns []agent.NotImported, skipContainers bool) error {
+func leftBehind(ns []agent.NotImported, skipContainers, allowMissing bool) error {
 	var left, containers int
 	for _, n := range ns {
 		switch {
 		case !n.LeftBehind:
+		case n.Reason == agent.MissingFiles && allowMissing:
 		case n.Reason == parsers.SkippedContainer:
 			if !skipContainers {
 				left++

@@ -27,6 +27,8 @@ type sourceFlags struct {
 	previews string
 	pathMaps multiFlag
 	params   multiFlag // tensorboard: KEY=VALUE source parameters
+	// allowMissing: files the data refers to may be missing here.
+	allowMissing bool
 }
 
 // register adds the flags; verb is "import" or "verify" for the texts.
@@ -50,6 +52,7 @@ func (f *sourceFlags) register(fs *flag.FlagSet, kind, verb string) {
 	default:
 		fs.Int64Var(&f.stepMul, "step-multiplier", 0, "force this multiplier for fractional Neptune steps (default: the smallest power of ten that makes every step of a run an integer)")
 		fs.Var(&f.pathMaps, "path-map", "FROM=TO: files recorded under FROM (on the machine that trained) are read from TO here; repeatable")
+		fs.BoolVar(&f.allowMissing, "allow-missing-files", false, "expect files the data refers to (uploads recorded on the training machine) to be missing here: still listed in the summary and the report, but no exit 3 for them")
 	}
 	switch kind {
 	case "neptune-export":

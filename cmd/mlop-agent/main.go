@@ -60,7 +60,16 @@ func init() {
 }
 
 func main() {
-	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+	// Signals first: from here on a SIGTERM stops the command cleanly
+	// (exit 0, or 4 with data left unsent), never the Go runtime's default.
+	ctx, stop := signalContext()
+	if f := os.Getenv("MLOP_AGENT_TEST_STARTED"); f != "" {
+		// A test seam: tests signal the process from this moment on.
+		os.WriteFile(f, nil, 0o600)
+	}
+	code := realMain(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
 func topUsage(w io.Writer) {
@@ -72,7 +81,7 @@ func topUsage(w io.Writer) {
 	fmt.Fprintf(w, "\nExamples:\n  mlop-agent check -c agent.yaml\n  mlop-agent run -c agent.yaml\n  mlop-agent backfill -c agent.yaml\n  mlop-agent verify neptune ./.neptune --project vision   # before you delete the source\n\nRun 'mlop-agent <command> -h' for a command's flags.\n")
 }
 
-func realMain(args []string, stdout, stderr io.Writer) int {
+func realMain(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		topUsage(stdout)
 		if len(args) == 0 {
@@ -94,8 +103,6 @@ func realMain(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	ctx, stop := signalContext()
-	defer stop()
 	err := cmd.run(ctx, args[1:], stdout, stderr)
 	return exitCode(err, cmd.name, stderr)
 }
@@ -131,8 +138,9 @@ var abortHook = func() {}
 
 // signalContext ends the context at the first SIGINT/SIGTERM; a second
 // signal calls abortHook (the agent stops draining at once).
+// Its cause (context.Cause) names the signal, for the closing line.
 func signalContext() (context.Context, func()) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 	done := make(chan struct{})
@@ -140,10 +148,10 @@ func signalContext() (context.Context, func()) {
 		n := 0
 		for {
 			select {
-			case <-ch:
+			case sig := <-ch:
 				n++
 				if n == 1 {
-					cancel()
+					cancel(fmt.Errorf("received %s", signalName(sig)))
 				} else {
 					abortHook()
 				}
@@ -155,8 +163,19 @@ func signalContext() (context.Context, func()) {
 	return ctx, func() {
 		signal.Stop(ch)
 		close(done)
-		cancel()
+		cancel(nil)
 	}
+}
+
+// signalName is SIGTERM, SIGINT.
+func signalName(sig os.Signal) string {
+	switch sig {
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGINT:
+		return "SIGINT"
+	}
+	return sig.String()
 }
 
 func cmdVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {

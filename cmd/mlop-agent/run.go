@@ -106,7 +106,7 @@ func newLogger(cfg *config.Config, f commonFlags, stderr io.Writer) (*slog.Logge
 
 // newClient builds the mlop client from the configuration; the hooks may be
 // nil.
-func newClient(cfg *config.Config, log *slog.Logger, onRequest func(string, int, int, time.Duration), onRetry func(string, int, error)) (*mlop.Client, error) {
+func newClient(cfg *config.Config, log *slog.Logger, onRequest func(string, int, int, time.Duration), onRetry func(string, int, error), buffered func() int64) (*mlop.Client, error) {
 	s := cfg.Server
 	return mlop.New(mlop.Options{
 		APIURL: s.URLAPI, IngestURL: s.URLIngest, PyURL: s.URLPy,
@@ -115,7 +115,7 @@ func newClient(cfg *config.Config, log *slog.Logger, onRequest func(string, int,
 		InitialBackoff: time.Duration(s.Retry.InitialBackoff), MaxBackoff: time.Duration(s.Retry.MaxBackoff),
 		MaxAttempts: s.Retry.MaxAttempts, CAFile: s.TLS.CAFile, InsecureSkipVerify: s.TLS.InsecureSkipVerify,
 		MaxConnsPerHost: max(64, s.MaxInFlight*2), Logger: log.With("component", "mlop"),
-		OnRequest: onRequest, OnRetry: onRetry,
+		OnRequest: onRequest, OnRetry: onRetry, Buffered: buffered,
 	})
 }
 
@@ -126,6 +126,7 @@ type agentFlags struct {
 	exitWhenDone bool
 	pid          int
 	sentinel     string
+	noProgress   bool
 }
 
 func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -136,7 +137,7 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		"old one keeps running).\n\n"+
 		"As a sidecar, --exit-when-done with --pid or --sentinel reads everything to the end,\n"+
 		"delivers it, marks the runs finished and exits 0 once the training process is gone\n"+
-		"or the sentinel file exists.",
+		"or the sentinel file exists.\n\n"+formatsLine(),
 		"mlop-agent run -c agent.yaml\n  mlop-agent run -c agent.yaml --exit-when-done --sentinel /logs/.done", stderr)
 	var f agentFlags
 	f.register(fs)
@@ -162,11 +163,12 @@ func cmdRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 func cmdBackfill(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backfill", "Ship everything in the configured files to mlop, mark the runs finished and exit.\n"+
 		"Resumable: a second backfill over unchanged files sends nothing. Exit code 3 if the\n"+
-		"server rejected any data (see the summary and dead_letter.path), 4 if interrupted.",
+		"server rejected any data (see the summary and dead_letter.path), 4 if interrupted.\n\n"+formatsLine(),
 		"mlop-agent backfill -c agent.yaml\n  mlop-agent backfill -c agent.yaml --dry-run | head", stderr)
 	var f agentFlags
 	f.register(fs)
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the requests that would be sent as JSON lines on stdout; send nothing, move no checkpoint")
+	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress reports (on a terminal a line rewritten every second, otherwise an INFO line every 10s)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -246,7 +248,12 @@ func runAgent(ctx context.Context, f agentFlags, follow bool, stdout, stderr io.
 			client, closeClient = newDrySink(stdout), func() {}
 		} else {
 			onReq, onRetry := clientHooks(tel, ready)
-			c, err := newClient(cfg, log, onReq, onRetry)
+			c, err := newClient(cfg, log, onReq, onRetry, func() int64 {
+				if a := current.Load(); a != nil {
+					return a.BufferedBytes()
+				}
+				return 0
+			})
 			if err != nil {
 				return fmt.Errorf("%w: %v", errConfig, err)
 			}
@@ -256,6 +263,9 @@ func runAgent(ctx context.Context, f agentFlags, follow bool, stdout, stderr io.
 		opts.DryRun = f.dryRun
 		opts.Telemetry = tel
 		opts.OnStateLoaded = ready.StateLoaded
+		if !follow && !f.noProgress {
+			opts.Progress, opts.ProgressTTY = stderr, isTerminal(stderr)
+		}
 		if follow {
 			opts.OnReady = func() { log.Info("ready: watching every source", "sources", len(cfg.Sources)) }
 		}
@@ -273,8 +283,9 @@ func runAgent(ctx context.Context, f agentFlags, follow bool, stdout, stderr io.
 		done := make(chan error, 1)
 		go func() { done <- a.Run(runCtx) }()
 		var stopWatch func()
+		var finishedWhy func() string
 		if f.exitWhenDone {
-			stopWatch = watchDone(f, a, log)
+			stopWatch, finishedWhy = watchDone(f, a, log)
 		}
 		var newCfg *config.Config
 	wait:
@@ -307,7 +318,16 @@ func runAgent(ctx context.Context, f agentFlags, follow bool, stdout, stderr io.
 			cfg = newCfg
 			continue
 		}
-		return finishReport(a, err, cfg, follow, start, log, stderr)
+		why := ""
+		switch {
+		case finishedWhy != nil && finishedWhy() != "":
+			why = finishedWhy()
+		case context.Cause(ctx) != nil && ctx.Err() != nil:
+			why = context.Cause(ctx).Error()
+		case err != nil:
+			why = "an error (above)"
+		}
+		return finishReport(a, err, cfg, follow, start, log, stderr, why)
 	}
 }
 
@@ -319,18 +339,32 @@ func sourceList(cfg *config.Config) []string {
 	return out
 }
 
-// finishReport logs the summary and turns the agent's error into the
-// command's.
-func finishReport(a *agent.Agent, err error, cfg *config.Config, follow bool, start time.Time, log *slog.Logger, stderr io.Writer) error {
+// finishReport logs the summary (a backfill, an import) or the closing line
+// (run: what was delivered and why it stopped) and turns the agent's error
+// into the command's.
+func finishReport(a *agent.Agent, err error, cfg *config.Config, follow bool, start time.Time, log *slog.Logger, stderr io.Writer, why string) error {
 	st := a.Stats()
 	if errors.Is(err, sink.ErrUnauthorized) {
 		return fmt.Errorf("%v\nThe API key from %s was refused; check it (it is not printed here)", err, cfg.Server.APIKeySource())
 	}
-	if !follow || err != nil || st.RunsFinished.Load() > 0 {
-		log.Info("summary", "elapsed", time.Since(start).Round(time.Millisecond), "detail", st.Summary())
-		for _, r := range st.Rejected() {
-			log.Error("rejected", "what", r)
+	elapsed := time.Since(start).Round(time.Millisecond)
+	if follow {
+		msg := "stopped: everything read was delivered"
+		switch {
+		case errors.Is(err, agent.ErrIncomplete):
+			msg = "stopped: some data read was not delivered; the next start sends it"
+		case err != nil:
+			msg = "stopped on an error"
 		}
+		log.Info(msg, "reason", why, "elapsed", elapsed, "points_sent", st.PointsSent.Load(),
+			"rows_sent", st.LinesSent[sink.Data].Load()+st.LinesSent[sink.Logs].Load(), "files_sent", st.LinesSent[sink.Files].Load(),
+			"runs", st.RunsCreated.Load()+st.RunsResumed.Load(), "records_read", st.RecordsRead.Load(), "records_bad", st.RecordsBad.Load(),
+			"lines_rejected", st.LinesRejected.Load())
+	} else {
+		log.Info("summary", "elapsed", elapsed, "detail", a.Report().Summary)
+	}
+	for _, r := range st.Rejected() {
+		log.Error("rejected", "what", r)
 	}
 	if errors.Is(err, agent.ErrRejected) && cfg.DeadLetter.Path != "" {
 		fmt.Fprintf(stderr, "rejected lines were written to %s\n", cfg.DeadLetter.Path)
@@ -340,8 +374,11 @@ func finishReport(a *agent.Agent, err error, cfg *config.Config, follow bool, st
 
 // watchDone finishes the agent when the watched process is gone or the
 // sentinel file appears. It returns a function that stops watching.
-func watchDone(f agentFlags, a *agent.Agent, log *slog.Logger) func() {
+// The second function says why it finished ("" while it has not).
+func watchDone(f agentFlags, a *agent.Agent, log *slog.Logger) (stopWatching func(), why func() string) {
 	stop := make(chan struct{})
+	var reason atomic.Value // string
+	reason.Store("")
 	go func() {
 		t := time.NewTicker(500 * time.Millisecond)
 		defer t.Stop()
@@ -353,12 +390,14 @@ func watchDone(f agentFlags, a *agent.Agent, log *slog.Logger) func() {
 			}
 			if f.pid != 0 && !processAlive(f.pid) {
 				log.Info("the training process is gone; delivering everything and finishing", "pid", f.pid)
+				reason.Store(fmt.Sprintf("the training process %d is gone", f.pid))
 				a.Finish()
 				return
 			}
 			if f.sentinel != "" {
 				if _, err := os.Stat(f.sentinel); err == nil {
 					log.Info("sentinel file found; delivering everything and finishing", "sentinel", f.sentinel)
+					reason.Store("sentinel file " + f.sentinel + " found")
 					a.Finish()
 					return
 				}
@@ -366,7 +405,7 @@ func watchDone(f agentFlags, a *agent.Agent, log *slog.Logger) func() {
 		}
 	}()
 	var once sync.Once
-	return func() { once.Do(func() { close(stop) }) }
+	return func() { once.Do(func() { close(stop) }) }, func() string { return reason.Load().(string) }
 }
 
 // processAlive reports whether pid exists (signal 0 checks without

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/mlop-ai/mlop-agent/agent"
 	"github.com/mlop-ai/mlop-agent/checkpoint"
 	"github.com/mlop-ai/mlop-agent/config"
@@ -307,10 +305,7 @@ func runVerify(ctx context.Context, cfg *config.Config, cf commonFlags, vf verif
 	abortHook = a.Abort
 	progress, tty := io.Writer(nil), false
 	if !vf.noProgress {
-		progress = stderr
-		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-			tty = true
-		}
+		progress, tty = stderr, isTerminal(stderr)
 	}
 	stopCapture := captureProgress(progress, tty, rec)
 	capErr := a.Run(ctx)

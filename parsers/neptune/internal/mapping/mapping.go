@@ -36,9 +36,10 @@ const (
 
 // Warning is an operation, or part of one, that was skipped.
 type Warning struct {
-	Pos    event.Position
-	Reason string
-	Detail string
+	Pos     event.Position
+	Reason  string
+	Detail  string
+	Missing string // parsers.Warning.Missing
 }
 
 // StepKind says how a point's step is given.
@@ -538,7 +539,7 @@ func (m *Mapper) File(path string, s Step, series bool, t int64, f File) {
 		} else {
 			m.noteLive(path, liveMissing)
 		}
-		m.Skip(ReasonMissingFile, path+": "+f.Origin)
+		m.warnings = append(m.warnings, Warning{Pos: m.pos, Reason: ReasonMissingFile, Detail: path + ": " + f.Origin, Missing: f.Origin})
 		m.config(key, f.Origin)
 		return
 	}

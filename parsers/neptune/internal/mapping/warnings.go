@@ -30,7 +30,7 @@ func (b *WarnBuf) Add(file string, ws []Warning) {
 	b.mu.Lock()
 	for _, w := range ws {
 		if len(b.ws) < MaxWarnings {
-			b.ws = append(b.ws, parsers.Warning{File: file, Pos: w.Pos, Reason: w.Reason, Detail: w.Detail})
+			b.ws = append(b.ws, parsers.Warning{File: file, Pos: w.Pos, Reason: w.Reason, Detail: w.Detail, Missing: w.Missing})
 		} else {
 			b.dropped++
 		}
