@@ -55,15 +55,15 @@ type ReportTotals struct {
 	Streams        int   `json:"streams"`
 	StreamsSkipped int64 `json:"streams_skipped"` // complete before and unchanged
 	StreamsFailed  int64 `json:"streams_failed"`
-	Runs int `json:"runs"`
+	Runs           int   `json:"runs"`
 	// Points are the numeric metric points sent (Stats.PointsSent once
 	// everything is delivered); Rows the string-series, histogram and
 	// console rows; Files the files uploaded.
-	Points int64 `json:"points"`
-	Rows   int64 `json:"rows"`
-	Files  int64 `json:"files"`
-	RecordsBad     int64 `json:"records_bad"`
-	LinesRejected  int64 `json:"lines_rejected"`
+	Points        int64 `json:"points"`
+	Rows          int64 `json:"rows"`
+	Files         int64 `json:"files"`
+	RecordsBad    int64 `json:"records_bad"`
+	LinesRejected int64 `json:"lines_rejected"`
 	// NotImported counts Report.NotImported by reason.
 	NotImported map[string]int `json:"not_imported,omitempty"`
 }
@@ -87,12 +87,12 @@ type StreamReport struct {
 
 // RunReport is one mlop run.
 type RunReport struct {
-	Name       string           `json:"name"`
-	ExternalID string           `json:"external_id"`
-	Project    string           `json:"project"`
-	RunID      int64            `json:"run_id,omitempty"`
-	URL        string           `json:"url,omitempty"`
-	Status     string           `json:"status,omitempty"`
+	Name       string `json:"name"`
+	ExternalID string `json:"external_id"`
+	Project    string `json:"project"`
+	RunID      int64  `json:"run_id,omitempty"`
+	URL        string `json:"url,omitempty"`
+	Status     string `json:"status,omitempty"`
 	// Points counts per name: points per metric, rows per string series,
 	// files per file name.
 	Points map[string]int64 `json:"points,omitempty"`
