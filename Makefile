@@ -7,12 +7,22 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 RACE    ?= $(shell scripts/race-flag.sh)
 FUZZTIME ?= 60s
 
-.PHONY: help build test vet fmt demo chaos fuzz bench bench-quick bench-micro release clean tidy mutate
+# make stand-in: the stand-in's listen ports on STANDIN_HOST (a self-hosted
+# server's ports; S3 has none there) and its accepted key (mlopfake.DefaultKey).
+STANDIN_HOST   ?= 127.0.0.1
+STANDIN_API    ?= 3001
+STANDIN_INGEST ?= 3003
+STANDIN_PY     ?= 3004
+STANDIN_S3     ?= 3005
+STANDIN_KEY    ?= mlpi_testkey
+
+.PHONY: help build test vet fmt demo stand-in chaos fuzz bench bench-quick bench-micro release clean tidy mutate
 
 help:
 	@echo "make build    static binary bin/mlop-agent (CGO_ENABLED=0)"
 	@echo "make test     go vet + go test $(RACE) ./... (what CI runs; under 10 minutes on 2 cores)"
 	@echo "make demo     build, start the mlop stand-in on loopback, backfill testdata/demo, print what arrived"
+	@echo "make stand-in build bin/mlopfake and run it on $(STANDIN_HOST) (api $(STANDIN_API), ingest $(STANDIN_INGEST), py $(STANDIN_PY), S3 $(STANDIN_S3); key $(STANDIN_KEY)) until Ctrl-C"
 	@echo "make chaos    long crash/outage/rotation runs (minutes)"
 	@echo "make mutate   break each delivery rule in turn (compiler overlay) and check a unit test fails"
 	@echo "make fuzz     run every fuzz target for FUZZTIME ($(FUZZTIME)) each"
@@ -33,6 +43,11 @@ test: vet
 
 demo: build
 	$(GO) run ./internal/tools/demo -agent bin/mlop-agent -dir testdata/demo
+
+stand-in:
+	CGO_ENABLED=0 $(GO) build -trimpath -o bin/mlopfake ./cmd/mlopfake
+	bin/mlopfake -api $(STANDIN_HOST):$(STANDIN_API) -ingest $(STANDIN_HOST):$(STANDIN_INGEST) \
+		-py $(STANDIN_HOST):$(STANDIN_PY) -s3 $(STANDIN_HOST):$(STANDIN_S3) -key $(STANDIN_KEY) $(STANDIN_FLAGS)
 
 chaos:
 	MLOP_AGENT_CHAOS=1 $(GO) test $(RACE) -timeout 60m -run 'Chaos|Crash|Outage|Rotation' -v ./cmd/mlop-agent/

@@ -1,11 +1,18 @@
 // Command mlopfake runs the strict mlop/pluto stand-in server. It is a TEST
 // DOUBLE, not the mlop server: it serves the backend (api), ingest, py and S3
 // endpoints of the real server on separate loopback listeners, validates
-// requests like the real services, stores what they would store, and lets
-// tests inspect it under /_standin/ on the api listener. See package
-// internal/mlopfake for the behaviour it reproduces.
+// requests like the real services, stores what they would store in memory,
+// and lets people and tests inspect it under /_standin/ on the api listener.
+// See package internal/mlopfake for the behaviour it reproduces.
 //
-// Example:
+// Example (a self-hosted server's ports on loopback, key mlpi_testkey; it
+// prints a server: block for agent.yaml):
+//
+//	mlopfake
+//	mlop-agent backfill -c agent.yaml             # in another shell
+//	curl -s http://127.0.0.1:3001/_standin/summary
+//
+// For tests (free ports, a ready file, faults):
 //
 //	mlopfake -api 127.0.0.1:0 -ingest 127.0.0.1:0 -py 127.0.0.1:0 -s3 127.0.0.1:0 \
 //	    -ready-file /tmp/mlopfake.json -summary-on-exit -fail-rate 0.1 -seed 7
@@ -58,25 +65,38 @@ type listFlag []string
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
-const usageText = `mlopfake: a strict stand-in for the mlop/pluto server, for tests.
-This is a TEST DOUBLE, not the mlop server.
+const usageText = `mlopfake: a strict stand-in for the mlop/pluto server, for tests and trials.
+This is a TEST DOUBLE, not the mlop server: it keeps everything in memory.
 
 It serves the real topology on separate listeners (each answers only its own
-routes): the backend (-api, the SDK's url_api), the ingest (-ingest,
+routes): the backend (-api, the agent's url_api), the ingest (-ingest,
 url_ingest), the py service (-py, url_py) and S3 for presigned uploads (-s3).
+By default it listens on 127.0.0.1 at a self-hosted server's ports (api 3001,
+ingest 3003, py 3004; S3 3005) and accepts the key ` + mlopfake.DefaultKey + `. Once
+listening it prints, on stderr, the URLs, the key and a server: block to
+paste into agent.yaml.
+
 Inspection and control live under /_standin/ on the api listener (not part of
-the mlop API): GET /_standin/summary, /_standin/runs, /_standin/metrics?runId=N,
-POST /_standin/faults, /_standin/outage, /_standin/keys, /_standin/cancel, and
-/_standin/alter (deliberate damage to stored data, for verification tests).
+the mlop API): GET /_standin/summary (every run with its metrics and point
+counts), /_standin/runs, /_standin/metrics?runId=N, POST /_standin/faults,
+/_standin/outage, /_standin/keys, /_standin/cancel, and /_standin/alter
+(deliberate damage to stored data, for verification tests); GET /_standin/
+lists them all. The run URLs it returns have the real server's path under
+-app-url; by default that is the stand-in's own /_standin/app, which answers
+each run URL with the run's summary (a real server links its web app there).
 The read API (GET /api/runs/list, details/{id}, metrics/raw, ...) answers
 from the same store the write endpoints fill.
 
 Usage: mlopfake [flags]
 
 Example:
+  mlopfake                                   # api :3001, ingest :3003, py :3004, S3 :3005
+  mlop-agent backfill -c agent.yaml          # in another shell, with the printed server: block
+  curl -s http://127.0.0.1:3001/_standin/summary
+
+For tests (free ports, the URLs in a JSON file, faults):
   mlopfake -api 127.0.0.1:0 -ingest 127.0.0.1:0 -py 127.0.0.1:0 -s3 127.0.0.1:0 \
       -ready-file /tmp/mlopfake.json -summary-on-exit -fail-rate 0.1 -seed 7
-  # then point the agent at the URLs in /tmp/mlopfake.json with key mlpi_testkey
 
 Flags:
 `
@@ -119,7 +139,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Var(&keys, "key", "accepted API key, mlpi_... or mlps_... (repeatable; default "+mlopfake.DefaultKey+")")
 	fs.Var(&foreignKeys, "foreign-key", "API key of a second organisation, to test cross-organisation 404s (repeatable)")
 	fs.StringVar(&org, "org", "test-org", "organisation slug")
-	fs.StringVar(&appURL, "app-url", "http://127.0.0.1:3000", "web UI base URL used in run URLs")
+	fs.StringVar(&appURL, "app-url", "", "web app base URL put in run URLs, as a real server's BETTER_AUTH_URL (e.g. http://127.0.0.1:3000);\ndefault: the stand-in's own run pages, <api>/_standin/app")
 	fs.Int64Var(&firstRunID, "first-run-id", 1001, "id of the first created run")
 	fs.StringVar(&mode, "mode", "strict", "strict: validate and store like the real server; count: minimal receiver that only counts lines and points")
 	fs.Float64Var(&failRate, "fail-rate", 0, "probability a request is answered 500, 503 or 429 (Retry-After: 1) without processing")
@@ -168,7 +188,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})).With("component", "mlopfake")
 	s, err := mlopfake.Start(mlopfake.Options{
 		APIAddr: apiAddr, IngestAddr: ingestAddr, PyAddr: pyAddr, S3Addr: s3Addr,
-		Keys: keys, ForeignKeys: foreignKeys, OrgSlug: org, AppURL: appURL, FirstRunID: firstRunID,
+		Keys: keys, ForeignKeys: foreignKeys, OrgSlug: org, AppURL: appURL, AppAtStandin: appURL == "", FirstRunID: firstRunID,
 		Mode: mlopfake.Mode(mode), Logger: log, ReapInterval: reapEvery,
 		Faults: mlopfake.Faults{FailRate: failRate, AcceptThenFailRate: acceptThenFailRate, Latency: latency, Seed: seed, Services: fsvcs},
 	})
@@ -180,16 +200,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer s.Close()
 
+	k := []string(keys)
+	if len(k) == 0 {
+		k = []string{mlopfake.DefaultKey}
+	}
 	if readyFile != "" {
-		k := []string(keys)
-		if len(k) == 0 {
-			k = []string{mlopfake.DefaultKey}
-		}
 		r := ready{API: s.APIURL(), Ingest: s.IngestURL(), Py: s.PyURL(), S3: s.S3URL(), Mode: s.Mode(), Keys: k, PID: os.Getpid()}
 		if err := writeFileAtomic(readyFile, r); err != nil {
 			return fmt.Errorf("write ready file: %w", err)
 		}
 	}
+
+	printReady(stderr, s, k, appURL == "")
 
 	var wg sync.WaitGroup
 	if outageAfter > 0 {
@@ -209,6 +231,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return nil
+}
+
+// readyLine starts what printReady writes, so a script (or a test) can wait
+// for it.
+const readyLine = "mlopfake ready"
+
+// printReady tells a person at a terminal what they started and how to use
+// it. The keys are made-up test keys, not secrets.
+func printReady(w io.Writer, s *mlopfake.Server, keys []string, appAtStandin bool) {
+	api := s.APIURL()
+	fmt.Fprintf(w, "%s: api %s  ingest %s  py %s  key %s\n", readyLine, api, s.IngestURL(), s.PyURL(), strings.Join(keys, ","))
+	fmt.Fprintf(w, `This is a test double of the mlop server (it validates like the real one), not the server;
+it keeps what it receives in memory until it stops (Ctrl-C). For agent.yaml:
+
+server:
+  url_api: %s
+  url_ingest: %s
+  url_py: %s
+  api_key: %s  # a test key; chmod 600 agent.yaml or the agent warns
+
+What arrived: curl -s %s/_standin/summary  (per run: metrics, point counts; all endpoints: %s/_standin/)
+Run URLs: %s/o/...; %s
+
+`, api, s.IngestURL(), s.PyURL(), keys[0], api, api, s.AppURL(), runURLNote(s, appAtStandin))
+}
+
+// runURLNote says what the run URLs in the agent's log lead to.
+func runURLNote(s *mlopfake.Server, appAtStandin bool) string {
+	switch {
+	case !appAtStandin:
+		return "the -app-url given; the stand-in does not serve it."
+	case s.Mode() == mlopfake.ModeCount:
+		return "count mode stores no runs, so they answer 404."
+	default:
+		return "each answers with its run's summary (a real server links its web app there)."
+	}
 }
 
 // scheduleOutages takes svcs down for length after first, then every period

@@ -334,7 +334,7 @@ type resumeRunResponse struct {
 }
 
 func (s *Server) runURL(rn *run) string {
-	return fmt.Sprintf("%s/o/%s/projects/%s/%s", s.opts.AppURL, rn.org.slug, encodeURIComponent(rn.project.name), sqidLike(rn.id))
+	return fmt.Sprintf("%s/o/%s/projects/%s/%s", s.AppURL(), rn.org.slug, encodeURIComponent(rn.project.name), sqidLike(rn.id))
 }
 
 func (s *Server) apiCreateRun(w http.ResponseWriter, r *http.Request) {

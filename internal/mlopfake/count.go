@@ -35,7 +35,7 @@ func (s *Server) countHandlers() map[Service]http.Handler {
 			n := id - s.opts.FirstRunID + 1
 			s.cnt.runsCreated.Add(1)
 			fmt.Fprintf(w, `{"runId":%d,"number":%d,"displayId":"RUN-%d","projectName":"count","organizationSlug":%q,"url":"%s/o/%s/projects/count/%s","resumed":%v,"forkedFromRunId":null,"forkStep":null}`,
-				id, n, n, s.opts.OrgSlug, s.opts.AppURL, s.opts.OrgSlug, sqidLike(id), p == "/api/runs/resume")
+				id, n, n, s.opts.OrgSlug, s.AppURL(), s.opts.OrgSlug, sqidLike(id), p == "/api/runs/resume")
 		default:
 			drain(r.Body)
 			ok(w)

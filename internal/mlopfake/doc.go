@@ -61,5 +61,9 @@
 // log name (alter.go; Go methods and POST /_standin/alter).
 //
 // The /_standin/ endpoints on the api listener are for inspection and
-// control; they are not part of the mlop API.
+// control; they are not part of the mlop API. Run URLs keep the real
+// server's shape, {AppURL}/o/{org}/projects/{project}/{sqid}, with AppURL
+// standing for the web app, which the stand-in does not have; with
+// Options.AppAtStandin the base is the stand-in's own /_standin/app, which
+// answers each run URL with the run's summary.
 package mlopfake

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -347,30 +349,8 @@ func (s *Server) Summary() Summary {
 	sum.Rejected = rej
 	owned := make(map[streamKey]bool)
 	for _, r := range s.Runs() {
-		rs := RunSummary{Run: r, Metrics: map[string]MetricCount{}}
-		key := streamKey{s.orgBySlug(r.OrganizationSlug).id, r.Project, uint64(r.ID)}
+		rs, key := s.runSummary(r)
 		owned[key] = true
-		if st := s.streams.lookup(key); st != nil {
-			st.mu.Lock()
-			for _, ser := range st.order {
-				mc := MetricCount{Raw: ser.n, Dedup: ser.dedupCount(), LogType: r.LogType(ser.name)}
-				rs.Metrics[ser.name] = mc
-				rs.RawPoints += mc.Raw
-				rs.DedupPoints += mc.Dedup
-				if mc.LogType == "" {
-					rs.UnregisteredMetrics = append(rs.UnregisteredMetrics, ser.name)
-				}
-			}
-			rs.MaxStep = st.maxStep
-			rs.DataRows, rs.LogRows = len(st.data), len(st.logs)
-			st.mu.Unlock()
-			for _, f := range s.filesOf(st) {
-				rs.Files++
-				if f.Uploaded {
-					rs.FilesUploaded++
-				}
-			}
-		}
 		sum.Runs = append(sum.Runs, rs)
 	}
 	for _, st := range s.streams.all() {
@@ -388,6 +368,79 @@ func (s *Server) Summary() Summary {
 		sum.OrphanStreams = append(sum.OrphanStreams, ss)
 	}
 	return sum
+}
+
+// runSummary tallies what is stored under r's stream, which it also returns.
+func (s *Server) runSummary(r Run) (RunSummary, streamKey) {
+	rs := RunSummary{Run: r, Metrics: map[string]MetricCount{}}
+	key := streamKey{s.orgBySlug(r.OrganizationSlug).id, r.Project, uint64(r.ID)}
+	st := s.streams.lookup(key)
+	if st == nil {
+		return rs, key
+	}
+	st.mu.Lock()
+	for _, ser := range st.order {
+		mc := MetricCount{Raw: ser.n, Dedup: ser.dedupCount(), LogType: r.LogType(ser.name)}
+		rs.Metrics[ser.name] = mc
+		rs.RawPoints += mc.Raw
+		rs.DedupPoints += mc.Dedup
+		if mc.LogType == "" {
+			rs.UnregisteredMetrics = append(rs.UnregisteredMetrics, ser.name)
+		}
+	}
+	rs.MaxStep = st.maxStep
+	rs.DataRows, rs.LogRows = len(st.data), len(st.logs)
+	st.mu.Unlock()
+	for _, f := range s.filesOf(st) {
+		rs.Files++
+		if f.Uploaded {
+			rs.FilesUploaded++
+		}
+	}
+	return rs, key
+}
+
+// appPagePrefix is the base of the stand-in's run pages (Options.AppAtStandin).
+const appPagePrefix = "/_standin/app"
+
+// RunPage is what a run URL answers when Options.AppAtStandin put the
+// stand-in's own run pages in the run URLs.
+type RunPage struct {
+	Note string `json:"note"`
+	RunSummary
+}
+
+// serveRunPage answers GET /_standin/app/o/{org}/projects/{project}/{sqid},
+// the path of the real web app's run page, with the run's summary.
+func (s *Server) serveRunPage(w http.ResponseWriter, r *http.Request) {
+	notFound := func(why string) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": why, "note": standinNote})
+	}
+	// The project is encodeURIComponent-escaped in the URL, so split the
+	// escaped path: an escaped "/" must stay inside its segment.
+	rest := strings.TrimPrefix(r.URL.EscapedPath(), appPagePrefix+"/")
+	seg := strings.Split(rest, "/")
+	if len(seg) != 5 || seg[0] != "o" || seg[2] != "projects" {
+		notFound("not a run page: want " + appPagePrefix + "/o/{org}/projects/{project}/{run}")
+		return
+	}
+	for i, v := range seg {
+		u, err := url.PathUnescape(v)
+		if err != nil {
+			notFound(fmt.Sprintf("not a run page: segment %q: %v", v, err))
+			return
+		}
+		seg[i] = u
+	}
+	org, project, sqid := seg[1], seg[3], seg[4]
+	for _, run := range s.Runs() {
+		if run.OrganizationSlug == org && run.Project == project && sqidLike(run.ID) == sqid {
+			rs, _ := s.runSummary(run)
+			writeJSON(w, http.StatusOK, RunPage{Note: standinNote + "; this stands in for the web app's run page", RunSummary: rs})
+			return
+		}
+	}
+	notFound(fmt.Sprintf("no run %s in project %q of organisation %q", sqid, project, org))
 }
 
 func (s *Server) orgBySlug(slug string) *org {
@@ -450,9 +503,11 @@ func (s *Server) serveStandin(w http.ResponseWriter, r *http.Request) {
 	}
 	get, post := r.Method == http.MethodGet, r.Method == http.MethodPost
 	switch p := r.URL.Path[len(standinPrefix):]; {
+	case strings.HasPrefix(p, "app/") && get:
+		s.serveRunPage(w, r)
 	case p == "" && get:
 		writeJSON(w, http.StatusOK, map[string]any{"note": standinNote, "endpoints": []string{
-			"GET summary", "GET runs", "GET metrics?runId=N[&raw=1][&name=X]", "GET data?runId=N", "GET logs?runId=N",
+			"GET summary", "GET runs", "GET app/o/{org}/projects/{project}/{run} (a run URL's page)", "GET metrics?runId=N[&raw=1][&name=X]", "GET data?runId=N", "GET logs?runId=N",
 			"GET files?runId=N", "GET requests", "GET rejected", "GET counters", "GET|POST faults",
 			"POST outage {durationMs, services}", "POST up {services}", "POST keys {key, state}", "POST cancel {runId}",
 			"POST alter {runId, op, ...} (deliberate damage for verification tests)",

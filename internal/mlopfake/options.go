@@ -67,8 +67,17 @@ type Options struct {
 	Mode Mode
 
 	// AppURL is the web UI base used in run URLs (BETTER_AUTH_URL).
-	// Default "http://127.0.0.1:3000".
+	// Default "http://127.0.0.1:3000", where a real self-hosted server's web
+	// app listens; the stand-in serves nothing there.
 	AppURL string
+	// AppAtStandin puts the stand-in's own run pages in run URLs instead of
+	// AppURL: the base becomes <api>/_standin/app, and GET
+	// <base>/o/{org}/projects/{project}/{sqid} answers the run's summary as
+	// JSON. The path after the base is the real server's either way; only
+	// the base, a deployment setting of the real server, changes. For people
+	// running the stand-in by hand (the demo, cmd/mlopfake), so the link in
+	// the agent's log answers.
+	AppAtStandin bool
 	// Bucket is the S3 bucket in presigned URLs. Default "mlop".
 	Bucket string
 	// FirstRunID is the id of the first created run. Default 1001, so a

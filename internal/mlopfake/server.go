@@ -184,6 +184,15 @@ func (s *Server) PyURL() string { return s.URL(ServicePy) }
 // S3URL is the object store base URL that presigned URLs point at.
 func (s *Server) S3URL() string { return s.URL(ServiceS3) }
 
+// AppURL is the base of the run URLs the backend returns: Options.AppURL,
+// or <api>/_standin/app with Options.AppAtStandin.
+func (s *Server) AppURL() string {
+	if s.opts.AppAtStandin {
+		return s.APIURL() + appPagePrefix
+	}
+	return s.opts.AppURL
+}
+
 // Mode reports the mode the server was started in.
 func (s *Server) Mode() Mode { return s.opts.Mode }
 
