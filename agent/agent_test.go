@@ -211,3 +211,21 @@ func TestCheckpointKeepsUnseenRuns(t *testing.T) {
 		t.Errorf("alpha loss points = %d, want 2", got)
 	}
 }
+
+// A _status line without a time of its own does not move the run's last
+// data time: the run is finished at its last point's time.
+func TestStatusLineKeepsLastPointTime(t *testing.T) {
+	srv := startFake(t)
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "a.jsonl"), `{"step": 1, "time": 1700000000, "loss": 1}`+"\n"+
+		`{"step": 2, "time": 1700000060, "loss": 0.5}`+"\n"+`{"_status": "completed"}`+"\n")
+	opts := Options{Project: "p", StateDir: filepath.Join(dir, "state"),
+		Sources: []Source{{Name: "s", Format: "jsonl", Paths: []string{dir + "/*.jsonl"}}}}
+	if _, err := runBackfill(t, opts, newClient(t, srv)); err != nil {
+		t.Fatal(err)
+	}
+	r := findRun(t, srv, "a")
+	if r.Status != "COMPLETED" || r.ClientStatusUpdatedMs == nil || *r.ClientStatusUpdatedMs != 1700000060000 {
+		t.Errorf("status %s at %v, want COMPLETED at the last point, 1700000060000", r.Status, r.ClientStatusUpdatedMs)
+	}
+}

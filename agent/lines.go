@@ -6,7 +6,6 @@ import (
 
 	"github.com/mlop-ai/mlop-agent/agent/ledger"
 	"github.com/mlop-ai/mlop-agent/event"
-	"github.com/mlop-ai/mlop-agent/internal/telemetry"
 	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/watcher"
 )
@@ -152,7 +151,7 @@ func (h *lineReader) StreamClosed(_ context.Context, key, reason string) error {
 func (h *lineReader) FileSkipped(_ context.Context, path, reason string, err error) error {
 	s := h.s
 	s.a.rep.stats.fileSkipped(reason)
-	s.a.rep.tel.RecordRejected(s.cfg.Name, telemetry.ReasonUnreadable)
+	s.a.rep.tel.RecordRejected(s.cfg.Name, parsers.ReasonUnreadable)
 	s.log.Warn("file not read", "path", path, "reason", reason, "error", err)
 	s.a.rep.unreadable(s.cfg.Name, path, fmt.Errorf("%s: %w", reason, err))
 	return nil

@@ -51,7 +51,7 @@ func (rp *reporter) badRecord(source, path string, line int64, reason string, er
 // dead-letters it.
 func (rp *reporter) warning(source, file string, seq int64, reason, detail, where string) {
 	rp.stats.badRecord(reason)
-	rp.tel.RecordRejected(source, telemetry.ReasonOther)
+	rp.tel.RecordRejected(source, reason) // a format's own reason: "other" in telemetry
 	rp.dlq.write(deadLetterEntry{Source: source, Path: file, Line: seq, Reason: reason, Error: detail})
 	if rp.allowLog() {
 		rp.log.Warn("skipped", "source", source, "at", where)

@@ -135,7 +135,7 @@ func (a *Agent) runFor(rt *routing, ev *event.Event) *run {
 	}
 	name, id, err := src.namer.names(nd, maxLen)
 	if err != nil {
-		rt.bad(ev.Pos, "bad_run", err, false)
+		rt.bad(ev.Pos, parsers.ReasonBadRun, err, false)
 		return nil
 	}
 	if info.ExternalID != "" {
@@ -158,7 +158,7 @@ func (a *Agent) runFor(rt *routing, ev *event.Event) *run {
 				r.createdAt = info.CreatedAt
 			}
 			if _, refused := r.addTags(a.limits, info.Tags, nil); len(refused) > 0 {
-				rt.bad(ev.Pos, "bad_tags", tagsRefusedError(a.limits, refused), false)
+				rt.bad(ev.Pos, parsers.ReasonBadTags, tagsRefusedError(a.limits, refused), false)
 			}
 			r.ctl.cfgInitial = deepMerge(r.ctl.cfgInitial, info.Config)
 		}
@@ -247,7 +247,12 @@ func (a *Agent) addEvent(rt *routing, r *run, ev *event.Event, idx int) {
 		if r.createdAt == 0 && ev.Time > 0 {
 			r.createdAt = ev.Time
 		}
-		r.live.lastTime = max(r.live.lastTime, ev.Time)
+		if _, isRow := sink.EndpointOf(ev.Kind); isRow {
+			// The newest data, not the time a _status or _tags line
+			// without its own time was read: the finish time and
+			// status's LAST POINT.
+			r.live.lastTime = max(r.live.lastTime, ev.Time)
+		}
 		r.ckDirty = true
 	}
 	mark := checkpoint.Mark{Pos: ev.Pos, Index: idx}
@@ -266,7 +271,7 @@ func (a *Agent) addEvent(rt *routing, r *run, ev *event.Event, idx int) {
 		if len(refused) > 0 {
 			// A bad record, not a bad run: the tags that fit are kept and
 			// the run's data goes on.
-			rt.bad(ev.Pos, "bad_tags", tagsRefusedError(a.limits, refused), true)
+			rt.bad(ev.Pos, parsers.ReasonBadTags, tagsRefusedError(a.limits, refused), true)
 		}
 	case event.KindConfig:
 		if len(ev.Config) > 0 {
@@ -277,7 +282,11 @@ func (a *Agent) addEvent(rt *routing, r *run, ev *event.Event, idx int) {
 		switch ev.Status {
 		case event.StatusRunning, "":
 		default:
-			r.ctl.finish, r.ctl.finishAt, r.ctl.explicit = ev.Status, ev.Time, true
+			at := ev.Time
+			if at == 0 {
+				at = r.live.lastTime // a status without its own time: the last data's
+			}
+			r.ctl.finish, r.ctl.finishAt, r.ctl.explicit = ev.Status, at, true
 			r.ctl.finishRefs.Add(c)
 		}
 	}
@@ -292,7 +301,7 @@ func (a *Agent) addRow(rt *routing, r *run, ev *event.Event, ep sink.Endpoint, m
 	}
 	if ep == sink.Files {
 		if err := rt.src.checkUpload(ev); err != nil {
-			rt.bad(ev.Pos, "invalid_event", err, false)
+			rt.bad(ev.Pos, parsers.ReasonInvalidEvent, err, false)
 			return
 		}
 	}
@@ -306,7 +315,7 @@ func (a *Agent) addRow(rt *routing, r *run, ev *event.Event, ep sink.Endpoint, m
 		}
 	}
 	if len(refused) > 0 {
-		rt.bad(ev.Pos, "too_many_names", tooManyNames(r, refused), true)
+		rt.bad(ev.Pos, parsers.ReasonTooManyNames, tooManyNames(r, refused), true)
 		if ev.Kind != event.KindMetrics {
 			return
 		}
@@ -324,13 +333,13 @@ func (a *Agent) addRow(rt *routing, r *run, ev *event.Event, ep sink.Endpoint, m
 	}
 	b := a.snd.openBatch(r, ep, a.now())
 	if err := b.b.Add(ev); err != nil {
-		a.rep.stats.badRecord("invalid_event")
-		a.rep.tel.RecordRejected(rt.src.cfg.Name, "invalid_event")
+		a.rep.stats.badRecord(parsers.ReasonInvalidEvent)
+		a.rep.tel.RecordRejected(rt.src.cfg.Name, parsers.ReasonInvalidEvent)
 		a.rep.dlq.write(deadLetterEntry{Source: rt.src.cfg.Name, Path: st.ls.Path(), Line: rt.lineOf(ev.Pos),
-			Reason: "invalid_event", Error: err.Error(), Kind: ev.Kind.String()})
+			Reason: parsers.ReasonInvalidEvent, Error: err.Error(), Kind: ev.Kind.String()})
 		if a.rep.allowLog() {
 			rt.src.log.Warn("bad record skipped", "file", fmt.Sprintf("%s:%d", st.ls.Path(), rt.lineOf(ev.Pos)),
-				"reason", "invalid_event", "error", err)
+				"reason", parsers.ReasonInvalidEvent, "error", err)
 		}
 		return
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mlop-ai/mlop-agent/agent/ledger"
 	"github.com/mlop-ai/mlop-agent/event"
-	"github.com/mlop-ai/mlop-agent/internal/telemetry"
 	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/watcher"
 )
@@ -49,8 +48,8 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 			found, err := s.discover(p)
 			if err != nil {
 				s.log.Error("cannot read", "path", p, "error", err)
-				a.rep.stats.badRecord("unreadable")
-				a.rep.tel.RecordRejected(s.cfg.Name, telemetry.ReasonUnreadable)
+				a.rep.stats.badRecord(parsers.ReasonUnreadable)
+				a.rep.tel.RecordRejected(s.cfg.Name, parsers.ReasonUnreadable)
 				a.rep.unreadable(s.cfg.Name, p, err)
 				continue
 			}
@@ -105,8 +104,8 @@ func (s *sourceRT) runStreams(ctx context.Context) error {
 				defer sl.release()
 				if err := s.readStream(ctx, info, st, sl); err != nil && !errors.Is(err, context.Canceled) {
 					s.log.Error("stream failed; the other streams go on", "path", info.Path, "key", info.Key, "error", err)
-					a.rep.stats.badRecord("stream_failed")
-					a.rep.tel.RecordRejected(s.cfg.Name, "stream_failed")
+					a.rep.stats.badRecord(parsers.ReasonStreamFailed)
+					a.rep.tel.RecordRejected(s.cfg.Name, parsers.ReasonStreamFailed)
 					ls.Fail(err.Error())
 					a.rep.stats.StreamsFailed.Add(1)
 				}

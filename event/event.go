@@ -84,7 +84,7 @@ type Event struct {
 	Pos Position
 
 	Step int64 // KindMetrics, KindData, KindFile: the step; KindLog: the line number
-	Time int64 // unix milliseconds; KindStatus: statusUpdated (0: now)
+	Time int64 // unix milliseconds; KindStatus: statusUpdated (0: the run's last data time, else now)
 
 	Points []Point // KindMetrics
 

@@ -144,21 +144,21 @@ var (
 func Reason(err error) string {
 	switch {
 	case errors.Is(err, ErrTooLong):
-		return "too_long"
+		return ReasonTooLong
 	case errors.Is(err, ErrNotObject):
-		return "not_object"
+		return ReasonNotObject
 	case errors.Is(err, ErrBadStep):
-		return "bad_step"
+		return ReasonBadStep
 	case errors.Is(err, ErrBadTime):
-		return "bad_time"
+		return ReasonBadTime
 	case errors.Is(err, ErrBadValue):
-		return "bad_value"
+		return ReasonBadValue
 	case errors.Is(err, ErrBadRunName):
-		return "bad_run"
+		return ReasonBadRun
 	case errors.Is(err, ErrSyntax):
-		return "syntax"
+		return ReasonSyntax
 	default:
-		return "other"
+		return ReasonOther
 	}
 }
 

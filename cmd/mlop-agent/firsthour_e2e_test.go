@@ -18,6 +18,7 @@ import (
 
 	"github.com/mlop-ai/mlop-agent/config"
 	"github.com/mlop-ai/mlop-agent/internal/mlopfake"
+	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/mlop-ai/mlop-agent/parsers/presets"
 )
 
@@ -382,6 +383,18 @@ func TestSIGTERMRightAfterStart(t *testing.T) {
 		code := p.wait(t, 30*time.Second)
 		if code != 0 && code != 4 {
 			t.Fatalf("try %d: exit %d (%v), want 0 or 4:\n%s", i, code, p.cmd.ProcessState, p.stderr)
+		}
+	}
+}
+
+// The README names every bad-record reason of the one table.
+func TestReasonsDocumented(t *testing.T) {
+	readme := string(mustRead(t, filepath.Join("..", "..", "README.md")))
+	_, sec, _ := strings.Cut(readme, "mlop_agent_records_rejected_total{reason}")
+	sec, _, _ = strings.Cut(sec, "\n* ")
+	for _, r := range parsers.BadReasons {
+		if !strings.Contains(sec, "`"+r+"`") {
+			t.Errorf("README's records_rejected reasons lack %s", r)
 		}
 	}
 }

@@ -268,12 +268,6 @@ func (s *Server) filesOf(st *stream) []File {
 	return rows
 }
 
-// Object returns the bytes stored under an S3 key.
-func (s *Server) Object(key string) ([]byte, bool) {
-	ob, ok := s.objects.get(key)
-	return ob.data, ok
-}
-
 // Heartbeats returns the run's heartbeat count and their times (the newest
 // ones when there were very many).
 func (s *Server) Heartbeats(runID int64) (int, []time.Time) {

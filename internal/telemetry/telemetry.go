@@ -30,6 +30,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mlop-ai/mlop-agent/parsers"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -134,7 +135,7 @@ type Telemetry struct {
 type sourceSet struct {
 	label    string
 	read     prometheus.Counter
-	rejected [nReasons]prometheus.Counter
+	rejected []prometheus.Counter // by reasonNames
 	skipped  [nSkipReasons]prometheus.Counter
 	watched  prometheus.Gauge
 	open     prometheus.Gauge
@@ -297,6 +298,7 @@ func (t *Telemetry) source(name string) *sourceSet {
 			watched: t.filesWatched.WithLabelValues(label),
 			open:    t.filesOpen.WithLabelValues(label),
 		}
+		s.rejected = make([]prometheus.Counter, len(reasonNames))
 		for i, r := range reasonNames {
 			s.rejected[i] = t.recordsBad.WithLabelValues(label, r)
 		}
@@ -322,27 +324,15 @@ func (t *Telemetry) RecordsRead(source string, n int) {
 	t.source(source).read.Add(float64(n))
 }
 
-// Reasons a record is rejected (RecordRejected). They match
-// parsers.Reason and the agent's own reasons; anything else counts as
-// "other".
+// Reasons a record is rejected (RecordRejected): parsers' one table
+// (parsers.BadReasons); anything else counts as "other".
 const (
-	ReasonSyntax       = "syntax"
-	ReasonNotObject    = "not_object"
-	ReasonTooLong      = "too_long"
-	ReasonBadStep      = "bad_step"
-	ReasonBadTime      = "bad_time"
-	ReasonBadValue     = "bad_value"
-	ReasonBadRun       = "bad_run"
-	ReasonInvalidEvent = "invalid_event"
-	ReasonUnreadable   = "unreadable"
-	ReasonStreamFailed = "stream_failed"
-	ReasonOther        = "other"
+	ReasonUnreadable = parsers.ReasonUnreadable
+	ReasonOther      = parsers.ReasonOther
 )
 
-var reasonNames = [...]string{ReasonSyntax, ReasonNotObject, ReasonTooLong, ReasonBadStep, ReasonBadTime,
-	ReasonBadValue, ReasonBadRun, ReasonInvalidEvent, ReasonUnreadable, ReasonStreamFailed, ReasonOther}
+var reasonNames = parsers.BadReasons
 
-const nReasons = len(reasonNames)
 
 func reasonIndex(r string) int {
 	for i, n := range reasonNames {
@@ -350,7 +340,7 @@ func reasonIndex(r string) int {
 			return i
 		}
 	}
-	return nReasons - 1 // other
+	return len(reasonNames) - 1 // other
 }
 
 // RecordRejected counts one bad record of a source. Unknown reasons count

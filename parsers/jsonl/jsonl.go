@@ -235,6 +235,9 @@ func (p *Parser) Parse(dst []event.Event, rec event.Record) ([]event.Event, erro
 		ev := base
 		ev.Kind = event.KindStatus
 		ev.Status = p.status
+		if !ln.hasTime {
+			ev.Time = 0 // the agent finishes the run at its last data time
+		}
 		dst = append(dst, ev)
 	}
 	return dst, nil

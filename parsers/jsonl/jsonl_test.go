@@ -97,8 +97,14 @@ func TestParseMetrics(t *testing.T) {
 			want: []event.Event{
 				{Kind: event.KindTags, Step: 1, Time: fixedNow.UnixMilli(), Tags: []string{"a", "b"}},
 				{Kind: event.KindConfig, Step: 1, Time: fixedNow.UnixMilli(), Config: map[string]any{"lr": 0.1, "opt": map[string]any{"name": "adam"}}},
-				{Kind: event.KindStatus, Step: 1, Time: fixedNow.UnixMilli(), Status: event.StatusCompleted},
+				// No time of its own: 0, the agent takes the run's last data time.
+				{Kind: event.KindStatus, Step: 1, Time: 0, Status: event.StatusCompleted},
 			},
+		},
+		{
+			name: "a status with its own time",
+			line: `{"time": 1700000000, "_status": "failed"}`,
+			want: []event.Event{{Kind: event.KindStatus, Step: 1, Time: 1700000000000, Status: event.StatusFailed}},
 		},
 		{
 			name: "run field",

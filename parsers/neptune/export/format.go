@@ -87,21 +87,18 @@ type Format struct {
 }
 
 // New returns a Format whose Discover logs what it finds and does not
-// import to log (nil: slog.Default at the time of logging). The registered instance serves the agent;
-// tests make their own.
+// import to log; nil logs nothing. The registered instance (nil) serves the
+// agent, which calls DiscoverSkipped and logs the items itself, with its
+// own logger; tests make their own.
 func New(log *slog.Logger) *Format {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Format{log: log, projects: map[string]projectEntry{}, metas: map[string]metaEntry{},
 		scans: map[string]scanEntry{}, logged: map[string]bool{}}
 }
 
 var _ parsers.StreamFormat = (*Format)(nil)
-
-func (f *Format) logger() *slog.Logger {
-	if f.log != nil {
-		return f.log
-	}
-	return slog.Default()
-}
 
 // Cache bounds: metadata is small and Discover needs it for every run;
 // pre-scans are only shared by a fork family.
@@ -208,7 +205,7 @@ func (f *Format) Discover(path string) ([]parsers.StreamInfo, error) {
 		f.logged[k] = true
 		f.mu.Unlock()
 		if !seen {
-			f.logger().Warn("neptune export data not imported", "reason", sk.Reason, "type", sk.Kind, "id", sk.ID, "path", sk.Path, "detail", sk.Detail)
+			f.log.Warn("neptune export data not imported", "reason", sk.Reason, "type", sk.Kind, "id", sk.ID, "path", sk.Path, "detail", sk.Detail)
 		}
 	}
 	return infos, err
