@@ -333,7 +333,6 @@ const (
 
 var reasonNames = parsers.BadReasons
 
-
 func reasonIndex(r string) int {
 	for i, n := range reasonNames {
 		if n == r {
