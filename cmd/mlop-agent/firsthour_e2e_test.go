@@ -343,28 +343,10 @@ func TestSilentNothingExits3(t *testing.T) {
 // its .neptune directory.
 func copyNeptuneFixture(t *testing.T, name, dir string) string {
 	t.Helper()
-	src := filepath.Join("..", "..", "testdata", "neptune", name)
 	dst := filepath.Join(dir, name)
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		r, _ := filepath.Rel(src, p)
-		if fi.IsDir() {
-			return os.MkdirAll(filepath.Join(dst, r), 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(filepath.Join(dst, r), b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	copyDirTree(t, filepath.Join("..", "..", "testdata", "neptune", name), dst)
 	return filepath.Join(dst, ".neptune")
 }
-
 // A SIGTERM at any moment after main begins, even before the agent has
 // read its configuration, is a clean stop (exit 0, or 4 with data
 // unsent), never a death by the signal. (Before main, while the Go runtime

@@ -21,26 +21,8 @@ import (
 // copyTree copies testdata/realworld/<rel> to dir/<rel>.
 func copyTree(t *testing.T, rel, dir string) string {
 	t.Helper()
-	src := filepath.Join("..", "..", "testdata", "realworld", rel)
 	dst := filepath.Join(dir, rel)
-	err := filepath.Walk(src, func(p string, fi os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		r, _ := filepath.Rel(src, p)
-		to := filepath.Join(dst, r)
-		if fi.IsDir() {
-			return os.MkdirAll(to, 0o755)
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(to, b, 0o644)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	copyDirTree(t, filepath.Join("..", "..", "testdata", "realworld", rel), dst)
 	return dst
 }
 
