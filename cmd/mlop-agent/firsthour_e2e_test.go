@@ -347,6 +347,7 @@ func copyNeptuneFixture(t *testing.T, name, dir string) string {
 	copyDirTree(t, filepath.Join("..", "..", "testdata", "neptune", name), dst)
 	return filepath.Join(dst, ".neptune")
 }
+
 // A SIGTERM at any moment after main begins, even before the agent has
 // read its configuration, is a clean stop (exit 0, or 4 with data
 // unsent), never a death by the signal. (Before main, while the Go runtime
