@@ -26,11 +26,17 @@
 // How a row becomes events:
 //   - the step comes from Options.StepField or, when that is empty, from the
 //     first column named step, global_step, epoch or iter (case-insensitive,
-//     in that order of preference); with none of them, or with the auto_step
-//     parameter set to "true", the step is a counter per run that starts at
-//     1 for the first data row, like the mlop SDK's auto step. A step cell
-//     that is empty, fractional or negative makes the row bad (ErrBadStep).
-//     A configured StepField that the header lacks makes every row bad;
+//     in that order of preference; the "step_candidates" parameter replaces
+//     this list); with none of them, or with the auto_step parameter set to
+//     "true", the step is a counter per run that starts at 1 for the first
+//     data row, like the mlop SDK's auto step. A step cell that is empty,
+//     fractional or negative makes the row bad (ErrBadStep);
+//   - a configured StepField or RunField that the header lacks makes the
+//     whole file unusable: the header record is rejected once with a
+//     *parsers.ColumnError (wrapping parsers.ErrUnusable and ErrBadStep or
+//     ErrBadRunName) that names the column and the header's columns, and
+//     the file's rows are then dropped without an error each (a parser
+//     restored from a saved state reports it once more, at its first row);
 //   - the time: see the "time" parameter below; a row without a time gets
 //     Options.Now();
 //   - an empty cell is "no point" (Lightning writes train and validation
@@ -65,6 +71,11 @@
 //	t_start         seconds since the epoch for "offset" when the file has no JSON comment
 //	strings         series | skip; default series
 //	auto_step       "true": ignore step columns and number the rows
+//	step_candidates the step columns to look for when Options.StepField is
+//	                empty, in order of preference, separated by "|"
+//	                ("time/total_timesteps|total_timesteps|step");
+//	                matched case-insensitively; none present: the rows are
+//	                numbered; default "step|global_step|epoch|iter"
 //
 // The time column is Options.TimeField or, when that is empty, the first
 // column named time, timestamp, _timestamp, ts, created_at or wall time
@@ -145,11 +156,6 @@ const plausibleEpoch = 1e9
 
 var (
 	bom = []byte("\xEF\xBB\xBF")
-
-	// errStepMissing and errRunMissing explain rows rejected because a
-	// configured column is not in the header.
-	errStepMissing = errors.New("configured step column not in header")
-	errRunMissing  = errors.New("configured run column not in header")
 )
 
 // column roles, computed from the header.
@@ -173,6 +179,7 @@ type Parser struct {
 	timeMode   string
 	skipText   bool
 	autoStep   bool
+	stepCands  []string // default step columns, in order of preference
 	tStartCfg  float64
 	hasTStartC bool
 	maxPartial int
@@ -188,12 +195,13 @@ type Parser struct {
 	hasTStart   bool
 
 	// derived from the header
-	roles     []uint8
-	stepIdx   int
-	timeIdx   int
-	runIdx    int
-	stepError error // non-nil: every row is bad for this reason
-	runs      map[string]string
+	roles   []uint8
+	stepIdx int
+	timeIdx int
+	runIdx  int
+	colErr  *parsers.ColumnError // non-nil: a configured column is missing, no row is usable
+	colSaid bool                 // colErr has been returned once
+	runs    map[string]string
 
 	// scratch, reused between rows
 	fields  [][]byte
@@ -220,6 +228,7 @@ func NewParser(opts parsers.Options) (*Parser, error) {
 		comment:   []byte("#"),
 		cfgPrefix: DefaultCommentPrefix,
 		timeMode:  TimeAuto,
+		stepCands: stepCandidates,
 	}
 	for k, v := range opts.Params {
 		switch k {
@@ -267,6 +276,12 @@ func NewParser(opts parsers.Options) (*Parser, error) {
 				return nil, fmt.Errorf("csv: parameter auto_step: %q is not a boolean", v)
 			}
 			p.autoStep = b
+		case "step_candidates":
+			names, err := parseNames(v)
+			if err != nil {
+				return nil, fmt.Errorf("csv: parameter step_candidates: %w", err)
+			}
+			p.stepCands = names
 		default:
 			return nil, fmt.Errorf("csv: unknown parameter %q", k)
 		}
@@ -290,6 +305,21 @@ func parseDelimiter(v string) (byte, error) {
 	return v[0], nil
 }
 
+// parseNames splits a "|"-separated list of column names; spaces around a
+// name are trimmed (as they are in the header) and none may be empty.
+func parseNames(v string) ([]string, error) {
+	parts := strings.Split(v, "|")
+	out := make([]string, 0, len(parts))
+	for _, n := range parts {
+		n = strings.TrimSpace(n)
+		if n == "" {
+			return nil, fmt.Errorf("%q has an empty column name (names are separated by \"|\")", v)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 // reset forgets everything learnt from the file: the parser is as new.
 func (p *Parser) reset() {
 	p.header = nil
@@ -301,7 +331,7 @@ func (p *Parser) reset() {
 	p.tStart, p.hasTStart = p.tStartCfg, p.hasTStartC
 	p.roles = nil
 	p.stepIdx, p.timeIdx, p.runIdx = -1, -1, -1
-	p.stepError = nil
+	p.colErr, p.colSaid = nil, false
 	p.runs = map[string]string{}
 }
 
@@ -361,6 +391,10 @@ func (p *Parser) Parse(dst []event.Event, rec event.Record) ([]event.Event, erro
 
 	if p.header == nil {
 		p.setHeader(p.fields)
+		if p.colErr != nil {
+			p.colSaid = true
+			return dst, &parsers.RecordError{Line: line, Err: p.colErr}
+		}
 		return dst, nil
 	}
 	if p.isHeader(p.fields) {
@@ -537,7 +571,7 @@ func (p *Parser) setHeader(fields [][]byte) {
 func (p *Parser) deriveRoles() {
 	p.roles = make([]uint8, len(p.header))
 	p.stepIdx, p.timeIdx, p.runIdx = -1, -1, -1
-	p.stepError = nil
+	p.colErr = nil
 	for i, name := range p.header {
 		if !parsers.ValidName(name) {
 			p.roles[i] = roleIgnore
@@ -564,16 +598,20 @@ func (p *Parser) deriveRoles() {
 	if f := p.opts.RunField; f != "" {
 		if p.runIdx = find(f); p.runIdx >= 0 {
 			p.roles[p.runIdx] = roleRun
+		} else {
+			p.colErr = &parsers.ColumnError{Role: "run", Column: f, Header: p.header}
 		}
 	}
 	switch {
 	case p.opts.StepField != "":
+		// A step column named by the user is required: numbering the rows
+		// instead would put the points at steps the user did not ask for.
 		p.stepIdx = find(p.opts.StepField)
-		if p.stepIdx < 0 {
-			p.stepError = fmt.Errorf("%w: %s", parsers.ErrBadStep, errStepMissing)
+		if p.stepIdx < 0 && p.colErr == nil {
+			p.colErr = &parsers.ColumnError{Role: "step", Column: p.opts.StepField, Header: p.header}
 		}
 	case !p.autoStep:
-		p.stepIdx = findFold(stepCandidates)
+		p.stepIdx = findFold(p.stepCands)
 	}
 	if p.stepIdx >= 0 {
 		p.roles[p.stepIdx] = roleStep
@@ -624,15 +662,22 @@ func (p *Parser) cell(i int) []byte {
 
 // parseRow turns the data row in p.fields into events.
 func (p *Parser) parseRow(dst []event.Event, rec event.Record, line int64) ([]event.Event, error) {
+	if p.colErr != nil {
+		// The file does not fit the configuration: said once (at the
+		// header, or at the first row after a restore), then every row is
+		// dropped without another error.
+		if p.colSaid {
+			return dst, nil
+		}
+		p.colSaid = true
+		return dst, &parsers.RecordError{Line: line, Err: p.colErr}
+	}
 	if len(p.fields) > len(p.header) {
 		return dst, &parsers.RecordError{Line: line, Err: fmt.Errorf("%w: %d cells, the header has %d", parsers.ErrSyntax, len(p.fields), len(p.header))}
 	}
 
 	run := ""
 	if p.opts.RunField != "" {
-		if p.runIdx < 0 {
-			return dst, &parsers.RecordError{Line: line, Field: p.opts.RunField, Err: fmt.Errorf("%w: %s", parsers.ErrBadRunName, errRunMissing)}
-		}
 		c := p.cell(p.runIdx)
 		if len(bytes.TrimSpace(c)) == 0 {
 			return dst, &parsers.RecordError{Line: line, Field: p.opts.RunField, Err: fmt.Errorf("%w: empty", parsers.ErrBadRunName)}
@@ -648,8 +693,6 @@ func (p *Parser) parseRow(dst []event.Event, rec event.Record, line int64) ([]ev
 	var step int64
 	auto := false
 	switch {
-	case p.stepError != nil:
-		return dst, &parsers.RecordError{Line: line, Field: p.opts.StepField, Err: p.stepError}
 	case p.stepIdx >= 0:
 		c := p.cell(p.stepIdx)
 		var err error

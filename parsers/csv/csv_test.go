@@ -109,10 +109,46 @@ func TestParse(t *testing.T) {
 			want: []string{"M s=2048 t=now time/iterations=1", "M s=4096 t=now time/iterations=2 loss=0.5"},
 		},
 		{
-			name: "configured step field missing from the header",
+			name: "configured step field missing from the header: one error for the file",
 			opts: parsers.Options{StepField: "global_step"},
-			in:   "step,loss\n1,0.5\n",
+			in:   "step,loss\n1,0.5\n2,0.25\n3,0.125\n",
+			errs: []error{parsers.ErrUnusable},
+		},
+		{
+			name: "step candidates: the first present by preference, not position",
+			opts: parsers.Options{Params: map[string]string{"step_candidates": "time/total_timesteps|total_timesteps|nupdates"}},
+			in:   "nupdates,total_timesteps,loss\n1,2048,0.5\n2,4096,0.25\n",
+			want: []string{"M s=2048 t=now nupdates=1 loss=0.5", "M s=4096 t=now nupdates=2 loss=0.25"},
+		},
+		{
+			name: "step candidates are case-insensitive and replace the default list",
+			opts: parsers.Options{Params: map[string]string{"step_candidates": " timestepssofar | x "}},
+			in:   "step,TimestepsSoFar,EpRewMean\n9,200,1.5\n",
+			want: []string{"M s=200 t=now step=9 EpRewMean=1.5"},
+		},
+		{
+			name: "step candidates: none present numbers the rows from 1",
+			opts: parsers.Options{Params: map[string]string{"step_candidates": "time/total_timesteps|step"}},
+			in:   "epoch,loss\n7,0.5\n7,0.25\n",
+			want: []string{"M s=1 t=now epoch=7 loss=0.5", "M s=2 t=now epoch=7 loss=0.25"},
+		},
+		{
+			name: "step_field wins over step candidates",
+			opts: parsers.Options{StepField: "epoch", Params: map[string]string{"step_candidates": "step"}},
+			in:   "step,epoch,loss\n10,1,0.5\n",
+			want: []string{"M s=1 t=now step=10 loss=0.5"},
+		},
+		{
+			name: "a step_field missing from the header is not replaced by a candidate",
+			opts: parsers.Options{StepField: "epoch", Params: map[string]string{"step_candidates": "step"}},
+			in:   "step,loss\n10,0.5\n",
 			errs: []error{parsers.ErrBadStep},
+		},
+		{
+			name: "auto_step wins over step candidates",
+			opts: parsers.Options{Params: map[string]string{"auto_step": "true", "step_candidates": "step"}},
+			in:   "step,loss\n10,0.5\n",
+			want: []string{"M s=1 t=now step=10 loss=0.5"},
 		},
 		{
 			name: "auto step counts rows from 1",
@@ -252,9 +288,9 @@ func TestParse(t *testing.T) {
 			errs: []error{parsers.ErrBadRunName},
 		},
 		{
-			name: "run field missing from the header",
+			name: "run field missing from the header: one error for the file",
 			opts: parsers.Options{RunField: "seed"},
-			in:   "step,loss\n1,1\n",
+			in:   "step,loss\n1,1\n2,2\n",
 			errs: []error{parsers.ErrBadRunName},
 		},
 		{
@@ -320,6 +356,57 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestMissingColumnOnce: a configured step column the header lacks is one
+// error for the file, at the header, naming the column and the header's
+// columns; the rows are then dropped without an error each. A parser
+// restored from the saved state says it once more, at its first row.
+func TestMissingColumnOnce(t *testing.T) {
+	header := "agent acc,demo acc,discriminator loss agent,discriminator loss demo,discriminator loss total," +
+		"entropy loss,frac,kl,loss,max 100 episode reward,mean 100 episode reward,min 100 episode reward," +
+		"num episodes,policy loss,reward signal mean,value loss"
+	row := strings.TrimSuffix(strings.Repeat("1,", 16), ",")
+	in := header + "\n" + row + "\n" + row + "\n" + row + "\n"
+	opts := parsers.Options{StepField: "time/total_timesteps"}
+	recs := records([]byte(in))
+
+	p := newParser(t, opts)
+	evs, errs := feed(t, p, recs[:3])
+	if len(evs) != 0 {
+		t.Errorf("events from an unusable file: %q", showAll(evs))
+	}
+	if len(errs) != 1 {
+		t.Fatalf("got %d errors %v, want one for the file", len(errs), errs)
+	}
+	var re *parsers.RecordError
+	var ce *parsers.ColumnError
+	if !errors.As(errs[0], &re) || re.Line != 1 || !errors.As(errs[0], &ce) {
+		t.Fatalf("error %#v: want a *RecordError at line 1 wrapping a *parsers.ColumnError", errs[0])
+	}
+	if ce.Role != "step" || ce.Column != "time/total_timesteps" || len(ce.Header) != 16 || ce.Header[0] != "agent acc" {
+		t.Errorf("column error: %+v", ce)
+	}
+	if !errors.Is(errs[0], parsers.ErrUnusable) || parsers.Reason(errs[0]) != "bad_step" {
+		t.Errorf("error %v: want ErrUnusable counted as bad_step, got reason %s", errs[0], parsers.Reason(errs[0]))
+	}
+	const msg = `line 1: step column "time/total_timesteps" not in the header (have: agent acc, demo acc, `
+	if got := errs[0].Error(); !strings.HasPrefix(got, msg) || !strings.Contains(got, "... 16 columns)") {
+		t.Errorf("message:\ngot  %s\nwant %s... 16 columns)...", got, msg)
+	}
+
+	st, err := p.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2 := newParser(t, opts)
+	if err := p2.Restore(st); err != nil {
+		t.Fatal(err)
+	}
+	evs, errs = feed(t, p2, append(recs[3:], recs[1:3]...))
+	if len(evs) != 0 || len(errs) != 1 || !errors.As(errs[0], &re) || re.Line != 4 {
+		t.Errorf("after a restore: events %q, errors %v; want none and one error at line 4", showAll(evs), errs)
+	}
+}
+
 func TestErrorLines(t *testing.T) {
 	p := newParser(t, parsers.Options{})
 	_, errs := feed(t, p, records([]byte("step,a\n1,1\n\"2\n\",x,y\n")))
@@ -357,6 +444,9 @@ func TestNewRejectsBadParams(t *testing.T) {
 		{"strings": "maybe"},
 		{"auto_step": "perhaps"},
 		{"delimeter": ","},
+		{"step_candidates": ""},
+		{"step_candidates": "step||epoch"},
+		{"step_candidates": "step| "},
 	} {
 		if _, err := mlcsv.NewParser(parsers.Options{Params: params}); err == nil {
 			t.Errorf("NewParser(%v): got nil error", params)

@@ -23,6 +23,8 @@ var fuzzOpts = []parsers.Options{
 	{Params: map[string]string{"time": "epoch", "strings": "skip", "delimiter": ";"}},
 	{Params: map[string]string{"auto_step": "true", "comment": "//", "delimiter": "tab"}},
 	{MaxRecordBytes: 64, RunField: "r"},
+	{Params: map[string]string{"step_candidates": "b|step|a"}},
+	{StepField: "s", RunField: "run"}, // usually missing: the file is unusable
 }
 
 // FuzzParse feeds arbitrary files, cut into lines, through the parser and

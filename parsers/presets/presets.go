@@ -21,6 +21,7 @@ package presets
 import (
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/mlop-ai/mlop-agent/parsers"
 )
@@ -45,6 +46,22 @@ type Preset struct {
 	Params map[string]string
 
 	Doc string // one paragraph for the docs
+}
+
+// progressSteps are the step columns of the sb3-progress preset, in order
+// of preference: the first one a progress.csv has is its step. SB3's logger
+// writes time/total_timesteps; the OpenAI baselines algorithms log their
+// own counters through the same logger (baselines/logger.py):
+// misc/total_timesteps (ppo2 since 2018), total_timesteps (earlier ppo2,
+// a2c, acktr; stable-baselines 2), TimestepsSoFar (ppo1, trpo_mpi),
+// total/steps (ddpg), steps (deepq), step (forks of the logger such as
+// improved-diffusion), epoch (her), misc/nupdates and nupdates (update
+// counters, for a file that has no timestep counter); global_step and iter
+// keep the csv format's own defaults. Whichever is the step is not also a
+// metric (as time/total_timesteps never was); the others a file has are.
+var progressSteps = []string{
+	"time/total_timesteps", "misc/total_timesteps", "total_timesteps", "TimestepsSoFar",
+	"total/steps", "steps", "step", "global_step", "epoch", "misc/nupdates", "nupdates", "iter",
 }
 
 // presets is the table. Keep it in sync with the README table (the report
@@ -106,15 +123,22 @@ var presets = []Preset{
 			"t is also kept as a metric. For the logger's progress.csv use sb3-progress.",
 	},
 	{
-		Name:      "sb3-progress",
-		Format:    "csv",
-		StepField: "time/total_timesteps",
-		RunName:   "{{.Dir}}",
-		Paths:     []string{"**/progress.csv"},
-		Params:    map[string]string{"time": "metric"},
-		Doc: "Stable-Baselines3 logger CSV output (progress.csv). The step is time/total_timesteps; " +
-			"every other column is a metric (train/* cells are empty before the first update and give " +
-			"no points). Rows get the read time.",
+		// The step column is not fixed: SB3 and the OpenAI baselines
+		// algorithms each write their own counter (see progressSteps), and
+		// an explicit step_field still wins and is then required.
+		Name:    "sb3-progress",
+		Format:  "csv",
+		RunName: "{{.Dir}}",
+		Paths:   []string{"**/progress.csv"},
+		Params: map[string]string{
+			"time":            "metric",
+			"step_candidates": strings.Join(progressSteps, "|"),
+		},
+		Doc: "Stable-Baselines3 and OpenAI baselines logger CSV output (progress.csv). The step is the " +
+			"first column present of " + strings.Join(progressSteps, ", ") + " (SB3 first, then the " +
+			"baselines algorithms' counters); with none of them the rows are numbered 1, 2, 3... " +
+			"The column that is the step is not also a metric; every other column is (train/* cells " +
+			"are empty before the first update and give no points). Rows get the read time.",
 	},
 	{
 		Name:   "mlflow",

@@ -2,11 +2,14 @@ package presets_test
 
 import (
 	"bytes"
+	"encoding/csv"
+	"errors"
 	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"text/template"
@@ -538,6 +541,137 @@ func TestApply(t *testing.T) {
 	}
 }
 
+// TestSB3ProgressBaselines reads the OpenAI-baselines progress.csv files
+// with the sb3-progress preset. The expectation comes from each file, read
+// here with encoding/csv: every row is one metrics event whose step is the
+// named column's cell (or the row number from 1), holding every numeric cell
+// but the step's.
+func TestSB3ProgressBaselines(t *testing.T) {
+	p, _ := presets.Lookup("sb3-progress")
+	for _, tc := range []struct {
+		file, step, runName string // step "": the rows are numbered
+	}{
+		{"openai-baselines-progress/gail-ppo/sample_result/ppo/progress.csv", "", "ppo"},
+		{"openai-baselines-progress/her-042920/04_29_20_21_32/progress.csv", "epoch", "04_29_20_21_32"},
+		{"openai-baselines-progress/her-050309/05_03_09_21_09/progress.csv", "epoch", "05_03_09_21_09"},
+		{"openai-baselines-progress/improved-diffusion-2000/experiments/logs_2000_0.0001_KL/progress.csv", "step", "logs_2000_0.0001_KL"},
+		{"sb3-progress/jobshop-ppo/logs/progress.csv", "time/total_timesteps", "logs"},
+	} {
+		t.Run(tc.runName, func(t *testing.T) {
+			path := filepath.Join(realworld, tc.file)
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			rows, err := csv.NewReader(f).ReadAll()
+			if err != nil {
+				t.Fatal(err)
+			}
+			header, rows := rows[0], rows[1:]
+			stepCol := slices.Index(header, tc.step)
+			if tc.step != "" && stepCol < 0 {
+				t.Fatalf("the fixture has no column %q: %q", tc.step, header)
+			}
+			var want []string
+			for i, row := range rows {
+				step := int64(i + 1)
+				if stepCol >= 0 {
+					v, err := strconv.ParseFloat(row[stepCol], 64)
+					if err != nil {
+						t.Fatalf("row %d: step %q: %v", i+2, row[stepCol], err)
+					}
+					step = int64(v)
+				}
+				var b strings.Builder
+				fmt.Fprintf(&b, "%d", step)
+				for j, c := range row {
+					if v, err := strconv.ParseFloat(c, 64); err == nil && j != stepCol {
+						fmt.Fprintf(&b, " %s=%v", header[j], v)
+					}
+				}
+				want = append(want, b.String())
+			}
+			var got []string
+			for _, e := range parseFile(t, p, path) {
+				var b strings.Builder
+				fmt.Fprintf(&b, "%d", e.Step)
+				for _, pt := range e.Points {
+					fmt.Fprintf(&b, " %s=%v", pt.Name, pt.Value)
+				}
+				got = append(got, b.String())
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("events (step and points):\ngot  %q\nwant %q", got, want)
+			}
+			if name := render(t, p.RunName, path); name != tc.runName {
+				t.Errorf("run name: got %q, want %q", name, tc.runName)
+			}
+		})
+	}
+}
+
+// TestSB3ProgressStepColumns: the step column each writer of progress.csv
+// logs (the headers are those of the algorithms' logkv calls) is the step,
+// ahead of the other counters in the same file, which stay metrics; an
+// explicit step_field wins and is required.
+func TestSB3ProgressStepColumns(t *testing.T) {
+	p, _ := presets.Lookup("sb3-progress")
+	for _, tc := range []struct {
+		writer, stepField, header, wantStep string // wantStep "": rows numbered
+		wantErr                             bool
+	}{
+		{writer: "sb3", header: "time/iterations,time/total_timesteps,train/n_updates,x", wantStep: "time/total_timesteps"},
+		{writer: "baselines ppo2", header: "eplenmean,misc/nupdates,misc/serial_timesteps,misc/total_timesteps,x", wantStep: "misc/total_timesteps"},
+		{writer: "baselines ppo2 before misc/, a2c, acktr", header: "fps,nupdates,serial_timesteps,total_timesteps,x", wantStep: "total_timesteps"},
+		{writer: "baselines ppo1, trpo_mpi", header: "EpisodesSoFar,EpRewMean,TimeElapsed,TimestepsSoFar,x", wantStep: "TimestepsSoFar"},
+		{writer: "baselines ddpg", header: "total/epochs,total/episodes,total/steps,x", wantStep: "total/steps"},
+		{writer: "baselines deepq", header: "% time spent exploring,episodes,steps,x", wantStep: "steps"},
+		{writer: "improved-diffusion", header: "loss,samples,step,x", wantStep: "step"},
+		{writer: "baselines her", header: "test/mean_Q,epoch,train/episode,x", wantStep: "epoch"},
+		{writer: "no counter", header: "agent acc,demo acc,x", wantStep: ""},
+		{writer: "explicit step_field", stepField: "nupdates", header: "nupdates,total_timesteps,x", wantStep: "nupdates"},
+		{writer: "explicit step_field missing", stepField: "time/total_timesteps", header: "epoch,x", wantErr: true},
+	} {
+		t.Run(tc.writer, func(t *testing.T) {
+			factory, _ := parsers.Lookup(p.Format)
+			parser, err := factory(p.Apply(parsers.Options{StepField: tc.stepField, Now: func() time.Time { return readTime }}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cols := strings.Split(tc.header, ",")
+			row := make([]string, len(cols))
+			for i := range row {
+				row[i] = strconv.Itoa(100 + i)
+			}
+			var evs []event.Event
+			var errs []error
+			for i, line := range []string{tc.header, strings.Join(row, ",")} {
+				evs, err = parser.Parse(evs, event.Record{Line: int64(i + 1), Pos: event.Position{Offset: int64(i + 1)}, Data: []byte(line)})
+				if err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if tc.wantErr {
+				if len(errs) != 1 || !errors.Is(errs[0], parsers.ErrUnusable) || len(evs) != 0 {
+					t.Errorf("got events %v, errors %v; want one ErrUnusable and no event", evs, errs)
+				}
+				return
+			}
+			if len(errs) > 0 || len(evs) != 1 {
+				t.Fatalf("got events %v, errors %v; want one event", evs, errs)
+			}
+			wantStep, wantPoints := int64(1), len(cols)
+			if i := slices.Index(cols, tc.wantStep); i >= 0 {
+				wantStep, wantPoints = int64(100+i), len(cols)-1
+			}
+			if e := evs[0]; e.Step != wantStep || len(e.Points) != wantPoints {
+				t.Errorf("step %d with %d points, want %d (column %q) with %d points", e.Step, len(e.Points), wantStep, tc.wantStep, wantPoints)
+			}
+		})
+	}
+}
+
 // TestTable prints the defaults table of the README, so it is written from
 // the code (go test -run TestTable -v).
 func TestTable(t *testing.T) {
@@ -545,12 +679,17 @@ func TestTable(t *testing.T) {
 	b.WriteString("| preset | format | step | time | run name | config files | params |\n|---|---|---|---|---|---|---|\n")
 	for _, p := range presets.All() {
 		var params []string
+		step := or(p.StepField, "default")
 		for k, v := range p.Params {
+			if k == "step_candidates" {
+				step = "first of " + strings.ReplaceAll(v, "|", ", ") + "; none: 1, 2, 3…"
+				continue
+			}
 			params = append(params, k+"="+v)
 		}
 		slices.Sort(params)
 		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", p.Name, p.Format,
-			or(p.StepField, "default"), or(p.TimeField, "default"), or(p.RunName, "(format)"),
+			step, or(p.TimeField, "default"), or(p.RunName, "(format)"),
 			or(strings.Join(p.ConfigFiles, ", "), "-"), or(strings.Join(params, " "), "-"))
 	}
 	t.Log("\n" + b.String())
