@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/mlop-ai/mlop-agent/agent/ledger"
@@ -22,9 +23,13 @@ type lineReader struct {
 type lineFile struct {
 	st      *streamRT
 	lastEnd int64 // offset after the previous chunk
-	parser  parsers.Parser
-	state   parsers.Stateful // nil when the parser has no state
-	evs     []event.Event
+	// unusable: the parser said no record of the file can be used (a
+	// column the configuration names is not in its header). Nothing of the
+	// file is committed then, so a corrected configuration reads it all.
+	unusable bool
+	parser   parsers.Parser
+	state    parsers.Stateful // nil when the parser has no state
+	evs      []event.Event
 }
 
 var _ watcher.Handler = (*lineReader)(nil)
@@ -97,11 +102,21 @@ func (h *lineReader) StreamChunk(ctx context.Context, c *watcher.Chunk) error {
 	if err := ls.WaitWindow(ctx, a.window()); err != nil {
 		return err
 	}
+	if lf.unusable {
+		return nil // said once; the checkpoint stays where it was
+	}
 	lf.evs = lf.evs[:0]
 	for i := range c.Records {
 		rec := &c.Records[i]
 		var err error
 		lf.evs, err = lf.parser.Parse(lf.evs, *rec)
+		if errors.Is(err, parsers.ErrUnusable) {
+			lf.unusable = true
+			lf.st.unusable.Store(true)
+			s.fileUnusable(c.Path, rec.Line, err)
+			clear(lf.evs)
+			return nil
+		}
 		if err != nil {
 			a.rep.badRecord(s.cfg.Name, c.Path, rec.Line, parsers.Reason(err), err, rec.Data)
 			lf.st.bad.Add(1)
@@ -156,6 +171,22 @@ func (h *lineReader) FileSkipped(_ context.Context, path, reason string, err err
 	s.a.rep.unreadable(s.cfg.Name, path, fmt.Errorf("%s: %w", reason, err))
 	return nil
 }
+
+// fileUnusable reports a file no record of which can be used: once, as a
+// matched file not read (exit code 3 in a backfill), with the place and
+// the parser's words (which column, what the header has).
+func (s *sourceRT) fileUnusable(path string, line int64, err error) {
+	s.a.rep.stats.fileSkipped(SkipUnusable)
+	s.a.rep.tel.RecordRejected(s.cfg.Name, parsers.Reason(err))
+	s.a.rep.dlq.write(deadLetterEntry{Source: s.cfg.Name, Path: path, Line: line, Reason: SkipUnusable, Error: err.Error()})
+	s.log.Warn("file not read", "file", fmt.Sprintf("%s:%d", path, line), "reason", SkipUnusable, "error", err,
+		"hint", "nothing of it is marked read: with the configuration corrected, the next start reads it all")
+	s.a.rep.unreadable(s.cfg.Name, path, fmt.Errorf("%s: %w", SkipUnusable, err))
+}
+
+// SkipUnusable is the reason a file is not read when its parser says no
+// record of it can be used (parsers.ErrUnusable).
+const SkipUnusable = "unusable"
 
 // window is how many input bytes a stream may have read but not committed.
 func (a *Agent) window() int64 { return 4 * int64(a.opts.Batch.MaxBytes) }

@@ -51,7 +51,7 @@ func (a *Agent) accountNothing() int {
 				produced = true
 				continue
 			}
-			if st.ls.Failed() != "" {
+			if st.ls.Failed() != "" || st.unusable.Load() {
 				continue // said already, and counted as failed
 			}
 			nothing = append(nothing, s.nothingIn(st))

@@ -66,6 +66,7 @@ type streamRT struct {
 	// read and bad count the records of a line file and those that could
 	// not be used (a file that gave nothing is said so at the end).
 	read, bad atomic.Int64
+	unusable  atomic.Bool // a line file no record of which can be used (said already)
 
 	mu       sync.Mutex
 	warnings map[string]int // what the stream format skipped, by reason

@@ -73,6 +73,7 @@ type baselinesRun struct {
 	dir, root string // the test's directory; the copy of openai-baselines-progress in it
 	code      int
 	out       string
+	cfg       string // the configuration written
 }
 
 // backfillBaselines copies the baselines fixtures and backfills the
@@ -90,6 +91,7 @@ func backfillBaselines(t *testing.T, extra string, under ...string) baselinesRun
 	cfg := writeConfig(t, b.dir, b.srv, fmt.Sprintf("dead_letter:\n  path: %s\nsources:\n  - name: baselines\n"+
 		"    format: sb3-progress\n    paths: [%s]\n%s", filepath.Join(b.dir, "dead.jsonl"), strings.Join(paths, ", "), extra))
 	b.code, b.out = execAgent(t, 120*time.Second, "backfill", "-c", cfg)
+	b.cfg = cfg
 	return b
 }
 
@@ -208,10 +210,9 @@ type deadEntry struct {
 func TestCSVMissingStepFieldOnce(t *testing.T) {
 	b := backfillBaselines(t, "    step_field: time/total_timesteps\n", "gail-ppo/**", "her-042920/**")
 	srv, dir, root, code, out := b.srv, b.dir, b.root, b.code, b.out
-	// 0 today, where the agent counts the file's one error as a bad
-	// record; 3 if it reports parsers.ErrUnusable as a file not read.
-	if code != 0 && code != 3 {
-		t.Fatalf("backfill exited %d:\n%s", code, out)
+	// A file not read (parsers.ErrUnusable): exit 3.
+	if code != 3 {
+		t.Fatalf("backfill exited %d, want 3:\n%s", code, out)
 	}
 	noRejections(t, srv)
 	if runs := srv.Runs(); len(runs) != 0 {
@@ -251,16 +252,34 @@ func TestCSVMissingStepFieldOnce(t *testing.T) {
 		e := dead[i]
 		h := fx.header
 		wantStart := fmt.Sprintf(`line 1: step column "time/total_timesteps" not in the header (have: %s, %s, `, h[0], h[1])
-		if e.Line != 1 || e.Reason != "bad_step" || !strings.HasPrefix(e.Error, wantStart) ||
+		if e.Line != 1 || e.Reason != "unusable" || !strings.HasPrefix(e.Error, wantStart) ||
 			!strings.Contains(e.Error, fmt.Sprintf("... %d columns)", len(h))) {
 			t.Errorf("%s: %+v\nwant line 1, bad_step, %q... %d columns)", fx.path, e, wantStart, len(h))
 		}
-		// The log names the file once, at the header.
-		if n := strings.Count(out, "file="+fx.path+":"); n != 1 {
+		// The log names the file once, at the header, as not read.
+		if n := strings.Count(out, `msg="file not read" source=baselines file=`+fx.path+":1 reason=unusable"); n != 1 {
 			t.Errorf("%s named %d times in the log, want once:\n%.3000s", fx.path, n, out)
 		}
 	}
-	if _, bad, ok := summaryCounts(out); !ok || bad != len(matched) {
-		t.Errorf("summary: bad %d, want %d (one per file):\n%s", bad, len(matched), out)
+	if !strings.Contains(out, fmt.Sprintf("%d matched file(s) NOT READ (unusable %d)", len(matched), len(matched))) {
+		t.Errorf("summary does not count the files not read:\n%s", out)
+	}
+	// Nothing of them was marked read: with the step_field corrected (the
+	// preset's own), the next backfill reads them whole.
+	os.WriteFile(b.cfg, []byte(strings.Replace(string(mustRead(t, b.cfg)), "    step_field: time/total_timesteps\n", "", 1)), 0o600)
+	if code, out := execAgent(t, 120*time.Second, "backfill", "-c", b.cfg); code != 0 {
+		t.Fatalf("backfill with the configuration corrected: exit %d\n%s", code, out)
+	}
+	for _, fx := range matched {
+		run := filepath.Base(filepath.Dir(fx.path))
+		want := 0
+		for _, row := range fx.rows {
+			if _, err := strconv.ParseFloat(row[0], 64); err == nil {
+				want++
+			}
+		}
+		if got := metricCount(srv, run, fx.header[0]); want == 0 || got != want {
+			t.Errorf("%s: run %s has %d %s points after the corrected backfill, want %d (runs %v)", fx.path, run, got, fx.header[0], want, runNames(srv))
+		}
 	}
 }
