@@ -999,7 +999,18 @@ func (t *Tailer) readChunk(ctx context.Context, s *stream, final bool) (int64, e
 	if f == nil {
 		return 0, nil
 	}
+	from, marker, markerLen := s.rd.pos, s.mark.Marker, s.mark.MarkerLen
 	res, err := s.rd.next(t.recs[:0], t.opts.ChunkBytes, final)
+	if err == nil && res.consumed > 0 && from > 0 && markerLen > 0 {
+		// The bytes before where this read began must still be the ones
+		// read before it: a writer that truncated and rewrote the file
+		// since the last check (or during this read) would otherwise have
+		// its new content handed over from the old offset — a duplicate,
+		// or half a line. One pread of at most markerLen bytes a chunk.
+		if ok, merr := markerMatches(f, from, marker, markerLen); merr == nil && !ok {
+			return 0, t.rewritten(ctx, s)
+		}
+	}
 	if err != nil {
 		// Every pass retries; the log says so once a minute per file.
 		if now := t.now(); now.Sub(s.readErrAt) >= readErrorEvery {
