@@ -853,6 +853,10 @@ func (t *Tailer) shrunk(ctx context.Context, s *stream, size int64, force bool) 
 func (t *Tailer) rewritten(ctx context.Context, s *stream) error {
 	t.log.Info("file rewritten in place with other content; reading it again from the start",
 		"source", t.opts.Source, "path", s.path, "read", s.rd.readPos())
+	// A copytruncate whose file grew back past the read position before
+	// the agent looked looks like this too: the bytes not read yet are
+	// in the copy beside it (none matches a genuine rewrite).
+	t.drainSibling(ctx, s)
 	path := s.path
 	if err := t.closeStream(ctx, s, ClosedRewritten); err != nil {
 		return err
@@ -999,7 +1003,7 @@ func (t *Tailer) readChunk(ctx context.Context, s *stream, final bool) (int64, e
 	if f == nil {
 		return 0, nil
 	}
-	from, marker, markerLen := s.rd.pos, s.mark.Marker, s.mark.MarkerLen
+	from, fromLine, marker, markerLen := s.rd.pos, s.rd.line, s.mark.Marker, s.mark.MarkerLen
 	res, err := s.rd.next(t.recs[:0], t.opts.ChunkBytes, final)
 	if err == nil && res.consumed > 0 && from > 0 && markerLen > 0 {
 		// The bytes before where this read began must still be the ones
@@ -1008,6 +1012,9 @@ func (t *Tailer) readChunk(ctx context.Context, s *stream, final bool) (int64, e
 		// its new content handed over from the old offset — a duplicate,
 		// or half a line. One pread of at most markerLen bytes a chunk.
 		if ok, merr := markerMatches(f, from, marker, markerLen); merr == nil && !ok {
+			// What this read got is not the file's any more: back to
+			// where it began (a copy beside it may hold the rest).
+			s.rd = newLineReader(f, from, fromLine, t.opts.MaxLineBytes)
 			return 0, t.rewritten(ctx, s)
 		}
 	}

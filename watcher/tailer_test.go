@@ -799,3 +799,43 @@ func TestRewriteBetweenReads(t *testing.T) {
 		t.Errorf("lines %q, want a1 a2 b1 b2 b3", got)
 	}
 }
+
+// copytruncate while the tailer is behind, the file growing back past the
+// read position before it looks: the unread lines are taken from the copy,
+// then the file is read from its start.
+func TestCopytruncateGrownBackBetweenReads(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "m.log")
+	appendTo(t, path, "a1\na2\n")
+	tl, err := New(Options{Source: "s", Include: []string{path}, Follow: true, DisableNotify: true,
+		PollInterval: time.Hour, RewriteGrace: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newCollector()
+	var once sync.Once
+	c.onChunk = func(ch *Chunk) {
+		once.Do(func() {
+			appendTo(t, path, "a3\n") // not read yet
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Error(err)
+			}
+			os.WriteFile(path+".1", data, 0o644)
+			os.Truncate(path, 0)
+			appendTo(t, path, "b1\nb2\nb3\nb4\n")
+		})
+	}
+	done := make(chan error, 1)
+	go func() { done <- tl.Run(context.Background(), nil, c) }()
+	c.waitLines(t, []string{"a1", "a2"})
+	tl.Finish()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if got := strings.Join(c.order, " "); got != "a1 a2 a3 b1 b2 b3 b4" {
+		t.Errorf("lines %q, want a1 a2 a3 b1 b2 b3 b4", got)
+	}
+}
